@@ -1,10 +1,28 @@
-"""tfbert: BERT as a first-class TensorFlow citizen (raw strings in, hidden states out, in one graph)."""
+"""tfbert: BERT as a first-class TensorFlow citizen (raw strings in, hidden states out, in one graph).
 
-from tfbert.encoder import build_encoder
-from tfbert.errors import TfbertError
-from tfbert.export import export_saved_model
-from tfbert.tokenizer import BertTokenizerLayer
+The public names load lazily, so that `import tfbert.cli` can configure TensorFlow's logging before
+TensorFlow is imported.
+"""
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = ["BertTokenizerLayer", "TfbertError", "build_encoder", "export_saved_model"]
+_EXPORTS = {
+    "BertTokenizerLayer": "tfbert.tokenizer",
+    "TfbertError": "tfbert.errors",
+    "build_encoder": "tfbert.encoder",
+    "export_saved_model": "tfbert.export",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'tfbert' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

@@ -19,8 +19,9 @@ _MODEL_HELP = (
 
 
 def _quiet_tensorflow():
-    # TensorFlow's C++ start-up notices would bury the output a user asked for.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # TensorFlow's C++ start-up notices (CPU features, no CUDA) would bury the output a user asked
+    # for; real failures still surface as Python exceptions.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     logging.getLogger("transformers").setLevel(logging.ERROR)
 
 

@@ -86,10 +86,21 @@ def _sanitize_utf8(text):
     return tf.strings.regex_replace(text, "\x00", "\ufffd")
 
 
-def _first_in_row(ragged):
-    """Bool per flat value of a ragged tensor (ragged rank 1): is it the first of its row."""
-    positions = tf.range(tf.size(ragged.values, out_type=tf.int64), dtype=tf.int64)
-    return positions == tf.gather(ragged.row_starts(), ragged.value_rowids())
+def _row_ids(ragged):
+    """The row of each (outermost) value of a ragged tensor, in O(values + rows).
+
+    `RaggedTensor.value_rowids()` builds a [rows, longest row] mask on the way: one 1 MB word in a
+    batch of many short ones would ask for gigabytes. Here each row start bumps a cumulative sum.
+    """
+    num_values = ragged.row_splits[-1]
+    inner_splits = ragged.row_splits[1:-1]
+    bumps = tf.math.unsorted_segment_sum(tf.ones_like(inner_splits), inner_splits, num_values + 1)
+    return tf.cumsum(bumps[:num_values])
+
+
+def _position_in_row(ragged, row_ids):
+    """The index of each value of a ragged tensor (ragged rank 1) within its row."""
+    return tf.range(ragged.row_splits[-1], dtype=tf.int64) - tf.gather(ragged.row_starts(), row_ids)
 
 
 def _shift_right(flags):
@@ -99,11 +110,8 @@ def _shift_right(flags):
 
 def _truncate_rows(ragged, lengths):
     """Keeps the first `lengths[i]` values of row i of a ragged tensor [batch, (n)]."""
-    row_ids = ragged.value_rowids()
-    position = tf.range(tf.size(ragged.values, out_type=tf.int64), dtype=tf.int64) - tf.gather(
-        ragged.row_starts(), row_ids
-    )
-    keep = position < tf.gather(tf.cast(lengths, tf.int64), row_ids)
+    row_ids = _row_ids(ragged)
+    keep = _position_in_row(ragged, row_ids) < tf.gather(tf.cast(lengths, tf.int64), row_ids)
     return tf.RaggedTensor.from_value_rowids(
         tf.boolean_mask(ragged.values, keep), tf.boolean_mask(row_ids, keep), nrows=ragged.nrows()
     )
@@ -319,17 +327,16 @@ class BertTokenizerLayer(tf_keras.layers.Layer):
         """
         tables = self._char_tables
         chars = word_chars.values  # [words, (chars)]
-        bypass = tf.gather(never_split, chars.value_rowids())
+        word_of_char = _row_ids(chars)
         if not tables.normalize.is_identity:
-            chars = tables.normalize.apply(chars, bypass=bypass)
-            bypass = tf.gather(never_split, chars.value_rowids())
+            chars = tables.normalize.apply(chars, bypass=tf.gather(never_split, word_of_char))
+            word_of_char = _row_ids(chars)
         values = chars.values
         kind = tables.split.kinds(values)
         separator = kind == chartables.SEPARATOR
-        punctuation = (kind == chartables.PUNCTUATION) & ~bypass
-        starts = ~separator & (
-            _first_in_row(chars) | punctuation | _shift_right(punctuation) | _shift_right(separator)
-        )
+        punctuation = (kind == chartables.PUNCTUATION) & ~tf.gather(never_split, word_of_char)
+        first_in_word = _position_in_row(chars, word_of_char) == 0
+        starts = ~separator & (first_in_word | punctuation | _shift_right(punctuation) | _shift_right(separator))
         token_of_char = tf.cumsum(tf.cast(starts, tf.int64)) - 1
         kept = ~separator
         tokens = tf.RaggedTensor.from_value_rowids(
@@ -338,8 +345,8 @@ class BertTokenizerLayer(tf_keras.layers.Layer):
             nrows=tf.reduce_sum(tf.cast(starts, tf.int64)),
         )
         # Tokens per segment: each token belongs to the segment of the word of its first character.
-        word_of_token = tf.boolean_mask(chars.value_rowids(), starts)
-        segment_of_token = tf.gather(word_chars.value_rowids(), word_of_token)
+        word_of_token = tf.boolean_mask(word_of_char, starts)
+        segment_of_token = tf.gather(_row_ids(word_chars), word_of_token)
         return tf.RaggedTensor.from_value_rowids(tokens, segment_of_token, nrows=word_chars.nrows())
 
     def _wordpiece_ids(self, tokens):
