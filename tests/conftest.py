@@ -36,7 +36,10 @@ def debian_texts(split="dev", count=None):
 
 def run_python(code, *args, timeout=600):
     """Runs Python code in a fresh process; returns CompletedProcess (text)."""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    # transformers sets TF_USE_LEGACY_KERAS=1 in this process; a child inheriting it would import
+    # tf_keras with tensorflow, which a fresh user process does not.
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
     return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
                           timeout=timeout, env=env)
 

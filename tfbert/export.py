@@ -16,6 +16,7 @@ import os
 import pathlib
 import shutil
 import tempfile
+import types
 
 import tensorflow as tf
 
@@ -33,36 +34,36 @@ class _EncoderModule(tf.Module):
 
     def __init__(self, tokenizer, bert):
         super().__init__(name="tfbert_encoder")
-        self._tokenizer = tokenizer
-        self._bert = bert
-        # Track resources and variables directly, not the Keras objects, so that the export does not
-        # carry Keras' own serialization of the layers (the signatures are all a server needs).
+        # The Keras layers are held untracked (a SimpleNamespace is not trackable): tracking them
+        # would save Keras metadata, and loading would then import tf_keras. The signatures need
+        # only the resources and variables, which are tracked directly below.
+        self._layers = types.SimpleNamespace(tokenizer=tokenizer, bert=bert)
         self.vocab_asset = tokenizer._vocab_asset
         self.vocab_table = tokenizer._vocab_table
         self.bert_variables = list(bert.variables)
 
     def _encode(self, tokens):
-        return bert_outputs(self._bert, tokens, training=False)
+        return bert_outputs(self._layers.bert, tokens, training=False)
 
     @tf.function(input_signature=[_TEXT])
     def serving_default(self, text):
-        return self._encode(self._tokenizer(text))
+        return self._encode(self._layers.tokenizer(text))
 
     @tf.function(input_signature=[_TEXT])
     def tokenize(self, text):
-        return self._tokenizer(text)
+        return self._layers.tokenizer(text)
 
     @tf.function(input_signature=[_TEXT, _TEXT_PAIR])
     def encode_pair(self, text, text_pair):
-        return self._encode(self._tokenizer((text, text_pair)))
+        return self._encode(self._layers.tokenizer((text, text_pair)))
 
     @tf.function(input_signature=[_TEXT, _TEXT_PAIR])
     def tokenize_pair(self, text, text_pair):
-        return self._tokenizer((text, text_pair))
+        return self._layers.tokenizer((text, text_pair))
 
     @tf.function(input_signature=[_TEXT])
     def embed(self, text):
-        tokens = self._tokenizer(text)
+        tokens = self._layers.tokenizer(text)
         hidden = self._encode(tokens)["last_hidden_state"]
         return {"sentence_embedding": mean_pool(hidden, tokens["attention_mask"])}
 
