@@ -222,6 +222,7 @@ def test_vocabulary_is_a_tracked_asset(tmp_path, layers):
         ({"padding": "left"}, "padding must be one of"),
         ({"unk_token": "<unk>"}, "not in the vocabulary"),
         ({"max_input_chars_per_word": 0}, "max_input_chars_per_word"),
+        ({"mask_token": "[MA\ufffdSK]"}, "must not contain NUL or U\\+FFFD"),
     ],
 )
 def test_bad_arguments(vocab_file, kwargs, message):

@@ -265,6 +265,9 @@ class BertTokenizerLayer(tf_keras.layers.Layer):
             value = getattr(self, name)
             if not isinstance(value, str) or not value:
                 raise TfbertError(f"{name} must be a non-empty string; received {name}={value!r}.")
+            if "\x00" in value or "\ufffd" in value:
+                # Both are rewritten before special tokens are matched: such a token could never match.
+                raise TfbertError(f"{name} must not contain NUL or U+FFFD; received {name}={value!r}.")
 
     def get_config(self):
         config = super().get_config()
