@@ -290,13 +290,17 @@ class BertTokenizerLayer(tf_keras.layers.Layer):
     # ----------------------------------------------------------------------------------------------
     # In-graph steps.
 
+    def _special_token_ids(self, strings):
+        """The id of each string that is exactly a special token, else -1: int32, shape of strings."""
+        special_id = tf.fill(tf.shape(strings), -1)
+        for token, token_id in zip(self.special_tokens, self._special_ids):
+            special_id = tf.where(strings == token, token_id, special_id)
+        return special_id
+
     def _split_special_tokens(self, text):
         """[batch] strings -> ([batch, (pieces)] strings, special id of each piece or -1)."""
         pieces = tf_text.regex_split(text, self._special_pattern, self._special_pattern)
-        special_id = tf.fill(tf.shape(pieces.flat_values), -1)
-        for token, token_id in zip(self.special_tokens, self._special_ids):
-            special_id = tf.where(pieces.flat_values == token, token_id, special_id)
-        return pieces, special_id
+        return pieces, self._special_token_ids(pieces.flat_values)
 
     def _words(self, segments):
         """[n] strings without special tokens -> ([n, (words)] code points, never-split flag per word).
@@ -312,9 +316,7 @@ class BertTokenizerLayer(tf_keras.layers.Layer):
         normalized = tf_text.normalize_utf8(tf.strings.unicode_encode(cleaned, "UTF-8"), "NFC")
         # Only ASCII spaces separate words here: the clean table mapped all other whitespace to it.
         words = tf.strings.split(normalized)
-        never_split = tf.zeros(tf.shape(words.flat_values), tf.bool)
-        for token in self.special_tokens:
-            never_split |= words.flat_values == token
+        never_split = self._special_token_ids(words.flat_values) >= 0
         word_chars = tf.strings.unicode_decode(words.flat_values, "UTF-8")
         return words.with_flat_values(word_chars), never_split
 
