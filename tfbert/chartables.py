@@ -137,11 +137,25 @@ class CodePointTable:
     def is_identity(self):
         return not self.blocks.any()
 
+    def _constant(self, name):
+        """The array `name` as a tensor, created once and eagerly where possible.
+
+        Every tf.function (signature, dataset map) then captures the same tensor, so a SavedModel
+        stores each table once instead of once per traced signature (8.6 MB of saved_model.pb before).
+        """
+        with tf.init_scope():
+            if tf.executing_eagerly():
+                cache = self.__dict__.setdefault("_eager_constants", {})  # frozen: bypass __setattr__
+                if name not in cache:
+                    cache[name] = tf.constant(getattr(self, name))
+                return cache[name]
+        return tf.constant(getattr(self, name))  # legacy graph mode: a constant of the current graph
+
     def kinds(self, code_points):
         """Kind of each code point. code_points: int32 tensor of valid code points, any shape."""
-        block = tf.gather(tf.constant(self.block_index), tf.bitwise.right_shift(code_points, _BLOCK_BITS))
+        block = tf.gather(self._constant("block_index"), tf.bitwise.right_shift(code_points, _BLOCK_BITS))
         offset = block * _BLOCK_SIZE + tf.bitwise.bitwise_and(code_points, _BLOCK_SIZE - 1)
-        return tf.cast(tf.gather(tf.constant(self.blocks), offset), tf.int32)
+        return tf.cast(tf.gather(self._constant("blocks"), offset), tf.int32)
 
     def apply(self, code_points, bypass=None):
         """Maps every code point of a ragged tensor to its sequence.
@@ -165,9 +179,9 @@ class CodePointTable:
         middle = tf.where((kind == KEEP) | (kind == PAD), flat, tf.where(kind == SPACE, space, none))
         columns = [before[:, None], middle[:, None], before[:, None]]
         if len(self.exception_keys):
-            keys = tf.constant(self.exception_keys)
+            keys = self._constant("exception_keys")
             row = tf.minimum(tf.searchsorted(keys, flat, side="left"), len(self.exception_keys) - 1)
-            exception = tf.gather(tf.constant(self.exception_values), row)
+            exception = tf.gather(self._constant("exception_values"), row)
             columns.append(tf.where((kind == EXCEPTION)[:, None], exception, -1))
         slots = tf.concat(columns, axis=1)
         mapped = tf.ragged.boolean_mask(slots, slots >= 0)
