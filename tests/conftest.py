@@ -109,3 +109,27 @@ def tiny_checkpoint(tmp_path_factory, vocab_file):
     BertModel(config).eval().save_pretrained(folder, safe_serialization=True)
     BertTokenizer(vocab_file).save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def default_export(tmp_path_factory, default_encoder):
+    """The default encoder exported (with warm-up requests) as saved_models/minilm-l6-uncased/1."""
+    from tfbert.export import export_saved_model
+
+    base = tmp_path_factory.mktemp("saved_models") / "minilm-l6-uncased"
+    return base, export_saved_model(default_encoder, base)
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tiny_checkpoint):
+    from tfbert.encoder import build_encoder
+
+    return build_encoder(str(tiny_checkpoint))
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tmp_path_factory, tiny_encoder):
+    """The tiny random BERT exported: fast to load and run, for load and bad-input tests."""
+    from tfbert.export import export_saved_model
+
+    return export_saved_model(tiny_encoder, tmp_path_factory.mktemp("saved_models") / "tiny")

@@ -22,7 +22,7 @@ def assert_one_line_error(result, pattern):
 
 
 def test_help():
-    for args in ([], ["embed"], ["export"]):
+    for args in ([], ["embed"], ["export"], ["check-serving"]):
         result = tfbert(*args, "--help")
         assert result.returncode == 0 and "usage: tfbert" in result.stdout
 

@@ -60,10 +60,8 @@ print(json.dumps(report))
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory, default_encoder):
-    base = tmp_path_factory.mktemp("saved_models") / "minilm"
-    path = export_saved_model(default_encoder, base)
-    return base, path
+def exported(default_export):
+    return default_export
 
 
 def expected_outputs(encoder):

@@ -8,6 +8,7 @@ import sys
 
 from tfbert.errors import TfbertError
 from tfbert.presets import DEFAULT_PRESET, PRESETS
+from tfbert.serving import DEFAULT_SERVING_ROOT
 
 SEED_SENTENCE = "The quick brown fox jumps over the lazy dog fox"
 
@@ -81,10 +82,30 @@ def export(args):
     from tfbert.encoder import build_encoder
     from tfbert.export import export_saved_model
 
+    from tfbert.serving import update_models_config
+
     encoder = build_encoder(args.model, max_length=args.max_length, allow_pickle=args.allow_pickle)
     name = args.name or encoder.checkpoint_name
-    path = export_saved_model(encoder, pathlib.Path(args.out_dir) / name, version=args.version, overwrite=args.overwrite)
+    path = export_saved_model(encoder, pathlib.Path(args.out_dir) / name, version=args.version, overwrite=args.overwrite,
+                              keep=args.keep, warmup=not args.no_warmup)
+    if args.models_config:
+        config = update_models_config(args.out_dir, serving_root=args.serving_root)
+        print(f"updated {config}", file=sys.stderr)
     print(path)
+
+
+def check_serving(args):
+    """Prints the ops of an export and whether TF Serving can run them; exit status 1 if it cannot."""
+    from tfbert.serving import check_serving as check, format_report
+
+    report = check(_latest_version(args.saved_model))
+    if args.json:
+        import json
+
+        print(json.dumps(report, indent=1))
+    else:
+        print(format_report(report))
+    return 1 if report["problems"] else 0
 
 
 def _positive_int(value):
@@ -134,7 +155,24 @@ def build_parser():
     sub.add_argument("--version", type=_positive_int, help="version folder (default: one more than the latest, 1 if none)")
     sub.add_argument("--out-dir", default="saved_models", help="where models are written (default: saved_models)")
     sub.add_argument("--overwrite", action="store_true", help="replace an existing version instead of refusing")
+    sub.add_argument("--keep", type=_positive_int, metavar="N", help="after exporting, delete all but the N newest versions")
+    sub.add_argument("--models-config", action="store_true",
+                     help="write or update OUT_DIR/models.config (TF Serving's --model_config_file) listing every model in OUT_DIR")
+    sub.add_argument("--serving-root", default=DEFAULT_SERVING_ROOT,
+                     help=f"OUT_DIR's path as the server sees it, for models.config (default: {DEFAULT_SERVING_ROOT}, "
+                          "as in `docker run -v $PWD/saved_models:/models`)")
+    sub.add_argument("--no-warmup", action="store_true", help="do not write assets.extra/tf_serving_warmup_requests")
     sub.set_defaults(run=export)
+
+    sub = commands.add_parser(
+        "check-serving", help="list an export's ops and check TF Serving can run them",
+        description="List every op type in a SavedModel (function libraries included) with its source and the "
+                    "oldest TensorFlow / tensorflow-text release that has it; fail on Python callbacks and ops "
+                    "no TF Serving links. Exit status 1 when TF Serving cannot run the export.",
+    )
+    sub.add_argument("saved_model", metavar="DIR", help="a SavedModel version folder, or a model folder (its latest version)")
+    sub.add_argument("--json", action="store_true", help="print the report as JSON")
+    sub.set_defaults(run=check_serving)
     return parser
 
 
@@ -143,11 +181,11 @@ def main(argv=None):
     _quiet_tensorflow()
     logging.basicConfig(level=logging.WARNING, format="tfbert: %(message)s")
     try:
-        args.run(args)
+        status = args.run(args)
     except TfbertError as e:
         print(f"tfbert: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("tfbert: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return status or 0

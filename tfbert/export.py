@@ -21,6 +21,7 @@ import types
 import tensorflow as tf
 
 from tfbert.encoder import BERT_LAYER, TOKENIZER_LAYER, bert_outputs, mean_pool
+from tfbert import serving
 from tfbert.errors import TfbertError
 
 logger = logging.getLogger(__name__)
@@ -90,17 +91,73 @@ def _validate_version(version):
         raise TfbertError(f"version must be a positive integer (TF Serving's version folders); received version={version!r}.")
 
 
-def export_saved_model(model, base_dir, version=None, overwrite=False):
+def _validate_keep(keep):
+    if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 1):
+        raise TfbertError(f"keep must be a positive number of versions to keep, or None to keep all; received keep={keep!r}.")
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def _remove_abandoned(base_dir):
+    """Deletes staging folders (.tmp-<version>-<pid>-*) whose export process has died, e.g. killed mid-write."""
+    for path in base_dir.glob(".tmp-*-*-*"):
+        parts = path.name.split("-")
+        if path.is_dir() and parts[2].isdigit() and not _pid_alive(int(parts[2])):
+            logger.info("removing %s, left by an export that did not finish", path)
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _retire(base_dir, folder, label):
+    """Removes a version folder so a watching server never sees it half-deleted: rename aside, then delete."""
+    retired = pathlib.Path(tempfile.mkdtemp(dir=base_dir, prefix=f".old-{label}-"))
+    os.rename(folder, retired / "old")
+    shutil.rmtree(retired)
+
+
+def prune_versions(base_dir, keep):
+    """Deletes all but the `keep` highest numeric versions under base_dir; returns the versions deleted."""
+    _validate_keep(keep)
+    base_dir = pathlib.Path(base_dir)
+    removed = existing_versions(base_dir)[:-keep]
+    for version in removed:
+        _retire(base_dir, base_dir / str(version), version)
+        logger.info("removed %s (keeping the %d newest versions)", base_dir / str(version), keep)
+    return removed
+
+
+def _encoder_layers(model):
+    try:
+        return model.get_layer(TOKENIZER_LAYER), model.get_layer(BERT_LAYER)
+    except ValueError as e:
+        raise TfbertError(
+            f"export_saved_model needs a model from tfbert.build_encoder (with layers {TOKENIZER_LAYER!r} "
+            f"and {BERT_LAYER!r}); received {model.name!r}."
+        ) from e
+
+
+def export_saved_model(model, base_dir, version=None, overwrite=False, keep=None, warmup=True):
     """Writes `model` (from `build_encoder`) as a SavedModel to `base_dir/<version>`.
 
-    Writing is atomic: the export is written under a temporary non-numeric name in base_dir, which
-    TF Serving ignores, then renamed into place.
+    Writing is atomic: the export is written under a temporary non-numeric name in base_dir
+    (`.tmp-<version>-<pid>-*`), which TF Serving ignores, then renamed into place. A staging folder
+    left by a killed export is removed by the next export into the same base_dir.
 
     Args:
         model: tf_keras.Model from `tfbert.build_encoder`.
         base_dir: str. The model's folder, e.g. "saved_models/minilm-l6-uncased".
         version: int. Version folder to write. Defaults to one more than the highest existing version (1 if none).
         overwrite: bool. Replace an existing version. Defaults to False.
+        keep: int. After writing, delete all but the `keep` newest versions. Defaults to None (keep all).
+        warmup: bool. Write `assets.extra/tf_serving_warmup_requests`, replayed by TF Serving at load
+            time so the first real request is not the slow one. Defaults to True.
 
     Returns:
         pathlib.Path of the version folder written.
@@ -108,36 +165,49 @@ def export_saved_model(model, base_dir, version=None, overwrite=False):
     Raises:
         TfbertError: the version exists and overwrite is False, or the model is not an encoder.
     """
-    try:
-        tokenizer, bert = model.get_layer(TOKENIZER_LAYER), model.get_layer(BERT_LAYER)
-    except ValueError as e:
-        raise TfbertError(
-            f"export_saved_model needs a model from tfbert.build_encoder (with layers {TOKENIZER_LAYER!r} "
-            f"and {BERT_LAYER!r}); received {model.name!r}."
-        ) from e
+    tokenizer, bert = _encoder_layers(model)
     base_dir = pathlib.Path(base_dir)
     if version is None:
         version = (existing_versions(base_dir) or [0])[-1] + 1
     _validate_version(version)
+    _validate_keep(keep)
     target = base_dir / str(version)
     if target.exists() and not overwrite:
         raise TfbertError(
             f"{target} already exists; pick another version (--version), or pass --overwrite / overwrite=True to replace it."
         )
     base_dir.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned(base_dir)
     module = _EncoderModule(tokenizer, bert)
-    staging = pathlib.Path(tempfile.mkdtemp(dir=base_dir, prefix=f".tmp-{version}-"))
+    staging = pathlib.Path(tempfile.mkdtemp(dir=base_dir, prefix=f".tmp-{version}-{os.getpid()}-"))
     try:
+        # mkdtemp makes the folder private (0700); a server running as another user must read it.
+        os.chmod(staging, 0o777 & ~_umask())
         tf.saved_model.save(module, str(staging), signatures=module.signatures())
+        if warmup:
+            signatures = {name: [spec.name for spec in fn.input_signature] for name, fn in module.signatures().items()}
+            serving.write_warmup(staging, serving.warmup_records(base_dir.name, signatures, tokenizer.max_length))
         if target.exists():  # overwrite: move the old version aside first, then swap
-            retired = pathlib.Path(tempfile.mkdtemp(dir=base_dir, prefix=f".old-{version}-"))
-            os.rename(target, retired / "old")
-            os.rename(staging, target)
-            shutil.rmtree(retired)
+            _retire_and_replace(base_dir, target, staging, version)
         else:
             os.rename(staging, target)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     logger.info("exported %s", target)
+    if keep is not None:
+        prune_versions(base_dir, keep)
     return target
+
+
+def _retire_and_replace(base_dir, target, staging, version):
+    retired = pathlib.Path(tempfile.mkdtemp(dir=base_dir, prefix=f".old-{version}-"))
+    os.rename(target, retired / "old")
+    os.rename(staging, target)
+    shutil.rmtree(retired)
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
