@@ -12,7 +12,10 @@ _EXPORTS = {
     "BertTokenizerLayer": "tfbert.tokenizer",
     "TfbertError": "tfbert.errors",
     "build_encoder": "tfbert.encoder",
+    "check_serving": "tfbert.serving",
     "export_saved_model": "tfbert.export",
+    "prune_versions": "tfbert.export",
+    "update_models_config": "tfbert.serving",
 }
 
 __all__ = sorted(_EXPORTS)
