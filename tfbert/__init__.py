@@ -9,7 +9,16 @@ import importlib
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "BertBackbone": "tfbert.backbone",
+    "BertClassifier": "tfbert.classifier",
     "BertTokenizerLayer": "tfbert.tokenizer",
+    "build_classifier": "tfbert.classifier",
+    "create_optimizer": "tfbert.classifier",
+    "finetune": "tfbert.finetune",
+    "load_classifier": "tfbert.classifier",
+    "make_dataset": "tfbert.data",
+    "read_examples": "tfbert.data",
+    "save_classifier": "tfbert.classifier",
     "TfbertError": "tfbert.errors",
     "build_encoder": "tfbert.encoder",
     "check_serving": "tfbert.serving",

@@ -271,22 +271,23 @@ def _read_state_dict(weights_file):
 
 
 def load_bert_model(checkpoint, name="bert"):
-    """A `transformers.TFBertModel` with the checkpoint's weights, loaded without torch (safetensors).
+    """A `BertBackbone` (a `transformers.TFBertModel`) with the checkpoint's weights, loaded without torch (safetensors).
 
     Raises:
         TfbertError: the weights file is corrupt, or lacks weights the encoder needs.
     """
     import tensorflow as tf
-    from transformers import TFBertModel
     from transformers.modeling_tf_pytorch_utils import load_pytorch_state_dict_in_tf2_model
+
+    from tfbert.backbone import BertBackbone
 
     if checkpoint.weights_file.name == H5_FILE:
         try:
-            return TFBertModel.from_pretrained(str(checkpoint.folder), config=checkpoint.config, name=name)
+            return BertBackbone.from_pretrained(str(checkpoint.folder), config=checkpoint.config, name=name)
         except (OSError, ValueError) as e:
             raise TfbertError(f"the weights file {checkpoint.weights_file} is corrupt or truncated ({e}).") from e
     state_dict = _read_state_dict(checkpoint.weights_file)
-    model = TFBertModel(checkpoint.config, name=name)
+    model = BertBackbone(checkpoint.config, name=name)
     dummy = tf.zeros([1, 2], tf.int32)
     model(input_ids=dummy, attention_mask=tf.ones_like(dummy), token_type_ids=tf.zeros_like(dummy))
     try:

@@ -5,6 +5,7 @@ import logging
 import os
 import pathlib
 import sys
+import warnings
 
 from tfbert.errors import TfbertError
 from tfbert.presets import DEFAULT_PRESET, PRESETS
@@ -23,7 +24,11 @@ def _quiet_tensorflow():
     # TensorFlow's C++ start-up notices (CPU features, no CUDA) would bury the output a user asked
     # for; real failures still surface as Python exceptions.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # read when transformers is first imported
     logging.getLogger("transformers").setLevel(logging.ERROR)
+    # transformers' TF code warns about its own deprecations on every run; nothing a user can act on.
+    warnings.filterwarnings("ignore", message=".*seed_generator.*is deprecated")
+    warnings.filterwarnings("ignore", message="TensorFlow and JAX classes are deprecated")
 
 
 def _print_outputs(text, token_ids, outputs, precision=4):
@@ -108,6 +113,29 @@ def check_serving(args):
     return 1 if report["problems"] else 0
 
 
+def finetune(args):
+    """Fine-tunes a classifier on labelled files, keeps the best epoch, exports it; prints a summary."""
+    from tfbert.finetune import finetune as run
+
+    result = run(
+        args.train, args.dev, model=args.model, text_columns=args.text_column or ["text"], label_column=args.label_column,
+        task=args.task, epochs=args.epochs, batch_size=args.batch_size, max_length=args.max_length or 128,
+        learning_rate=args.learning_rate, pooling=args.pooling, out_dir=args.out_dir, name=args.name,
+        work_dir=args.work_dir, patience=args.patience, seed=args.seed, strategy=args.strategy,
+        steps_per_epoch=args.steps_per_epoch, bucketing=not args.no_bucketing, keep=args.keep, restart=args.restart,
+        verbose=args.verbose, allow_pickle=args.allow_pickle,
+    )
+    if result.resumed_from_epoch:
+        print(f"resumed after epoch {result.resumed_from_epoch}")
+    for entry in result.history:
+        metrics = "  ".join(f"{k} {v:.4f}" for k, v in entry.items() if k != "epoch")
+        print(f"epoch {entry['epoch']}: {metrics}")
+    print(f"best epoch: {result.best_epoch} ({result.monitor} {result.best_metric:.4f})")
+    print(f"keras model: {result.model_path}")
+    if result.export_path:
+        print(result.export_path)
+
+
 def _positive_int(value):
     try:
         number = int(value)
@@ -126,10 +154,10 @@ def build_parser():
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add_model_options(sub):
+    def add_model_options(sub, max_length_default="the checkpoint's 512"):
         sub.add_argument("--model", default=DEFAULT_PRESET, help=_MODEL_HELP)
         sub.add_argument("--max-length", type=_positive_int, default=None,
-                         help="longest tokenized input, [CLS]/[SEP] included (default: the checkpoint's 512)")
+                         help=f"longest tokenized input, [CLS]/[SEP] included (default: {max_length_default})")
         sub.add_argument("--allow-pickle", action="store_true",
                          help="accept a pytorch_model.bin checkpoint (pickle; needs torch). Off by default: pickles can run code")
 
@@ -163,6 +191,38 @@ def build_parser():
                           "as in `docker run -v $PWD/saved_models:/models`)")
     sub.add_argument("--no-warmup", action="store_true", help="do not write assets.extra/tf_serving_warmup_requests")
     sub.set_defaults(run=export)
+
+    sub = commands.add_parser(
+        "finetune", help="fine-tune a classifier on labelled text files and export it",
+        description="Fine-tune a checkpoint with model.fit on a CSV/TSV/JSONL file of labelled texts, keep the "
+                    "epoch with the best dev metric (early stopping), and export it to OUT_DIR/NAME/VERSION. "
+                    "A killed run started again with the same command resumes after its last finished epoch.",
+    )
+    add_model_options(sub, max_length_default="128")
+    sub.add_argument("--train", required=True, metavar="FILE", help="training data: .csv, .tsv or .jsonl")
+    sub.add_argument("--dev", required=True, metavar="FILE", help="dev data, same columns: the metric that picks the best epoch")
+    sub.add_argument("--text-column", action="append", metavar="NAME",
+                     help="text column (default: text); give it twice for sentence pairs")
+    sub.add_argument("--label-column", default="label", metavar="NAME", help="label column (default: label)")
+    sub.add_argument("--task", default="classification", choices=["classification", "multi_label", "regression"],
+                     help="classification (one label a row; default), multi_label (JSON lists, or names separated by |), regression (numbers)")
+    sub.add_argument("--epochs", type=_positive_int, default=3, help="epochs (default: 3)")
+    sub.add_argument("--batch-size", type=_positive_int, default=32, help="batch size (default: 32)")
+    sub.add_argument("--learning-rate", type=float, default=5e-5, help="peak learning rate of AdamW, after 10%% warm-up, then linear decay (default: 5e-5)")
+    sub.add_argument("--pooling", default="pooled", choices=["pooled", "cls", "mean"], help="sentence vector for the head (default: pooled)")
+    sub.add_argument("--patience", type=_positive_int, default=2, help="stop after N epochs without a better dev metric (default: 2)")
+    sub.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    sub.add_argument("--strategy", default="default", choices=["default", "mirrored", "multi-worker"],
+                     help="distribution: multi-worker reads the cluster from TF_CONFIG (see README)")
+    sub.add_argument("--steps-per-epoch", type=_positive_int, help="cap the steps of an epoch (short runs)")
+    sub.add_argument("--no-bucketing", action="store_true", help="batch in random order instead of by length")
+    sub.add_argument("--name", help="model name under --out-dir (default: the training file's folder)")
+    sub.add_argument("--out-dir", default="saved_models", help="where the export goes (default: saved_models)")
+    sub.add_argument("--work-dir", help="run state for resuming (default: OUT_DIR/.finetune/NAME)")
+    sub.add_argument("--keep", type=_positive_int, metavar="N", help="keep only the N newest exported versions")
+    sub.add_argument("--restart", action="store_true", help="discard a previous run's state and train anew")
+    sub.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2], help="Keras verbosity: 1 progress bars (default), 2 a line an epoch")
+    sub.set_defaults(run=finetune)
 
     sub = commands.add_parser(
         "check-serving", help="list an export's ops and check TF Serving can run them",

@@ -11,13 +11,17 @@ TOKENIZER_LAYER = "tokenizer"
 BERT_LAYER = "bert"
 
 
-def bert_outputs(bert, tokens, training=False):
-    """Runs a `TFBertModel` on a tokenizer's dict: -> {"last_hidden_state", "pooled_output"}."""
+def bert_outputs(bert, tokens, training=None):
+    """Runs a `TFBertModel` on a tokenizer's dict: -> {"last_hidden_state", "pooled_output"}.
+
+    training: None lets Keras decide (True inside `fit`, so dropout is active while fine-tuning).
+    """
+    kwargs = {} if training is None else {"training": training}
     outputs = bert(
         input_ids=tokens["input_ids"],
         attention_mask=tokens["attention_mask"],
         token_type_ids=tokens["token_type_ids"],
-        training=training,
+        **kwargs,
     )
     return {"last_hidden_state": outputs.last_hidden_state, "pooled_output": outputs.pooler_output}
 
@@ -66,7 +70,7 @@ def build_encoder(model=None, max_length=None, padding="longest", allow_pickle=F
     Returns:
         tf_keras.Model with input "text" (string [batch]) and outputs
         {"last_hidden_state": float32 [batch, seq, hidden], "pooled_output": float32 [batch, hidden]}.
-        Its layers "tokenizer" (BertTokenizerLayer) and "bert" (transformers.TFBertModel) are
+        Its layers "tokenizer" (BertTokenizerLayer) and "bert" (BertBackbone, a transformers.TFBertModel) are
         reachable with `model.get_layer(...)`.
 
     Example:

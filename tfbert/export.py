@@ -20,6 +20,7 @@ import types
 
 import tensorflow as tf
 
+from tfbert.classifier import HEAD_LAYER
 from tfbert.encoder import BERT_LAYER, TOKENIZER_LAYER, bert_outputs, mean_pool
 from tfbert import serving
 from tfbert.errors import TfbertError
@@ -78,6 +79,72 @@ class _EncoderModule(tf.Module):
         }
 
 
+class _ClassifierModule(tf.Module):
+    """The exported classifier: raw strings to probabilities, logits, label and label_id.
+
+    | task           | outputs                                                              |
+    | classification | probabilities, logits [batch, labels], label (string) [batch], label_id (int32) [batch] |
+    | multi_label    | probabilities, logits [batch, labels], predicted (int32, 1 where probability >= 0.5) [batch, labels] |
+    | regression     | score [batch]                                                        |
+
+    A single-text classifier has `serving_default` (text) and `tokenize`; a sentence-pair classifier has
+    `classify_pair` (text, text_pair), the same function as its `serving_default`, and `tokenize_pair`.
+    """
+
+    def __init__(self, model):
+        super().__init__(name="tfbert_classifier")
+        tokenizer, head = model.get_layer(TOKENIZER_LAYER), model.get_layer(HEAD_LAYER)
+        # Plain Python values sit in the untracked namespace too: a tracked list would be saved.
+        self._layers = types.SimpleNamespace(model=model, tokenizer=tokenizer, head=head, labels=list(head.labels or []),
+                                             task=head.task, text_pair=len(model.inputs) == 2)
+        self.vocab_asset = tokenizer._vocab_asset
+        self.vocab_table = tokenizer._vocab_table
+        self.model_variables = list(model.variables)
+        self._label_names = tf.constant(self.labels or [""], tf.string)
+        if self.text_pair:
+            self._classify_pair = tf.function(self._classify_pair_fn, input_signature=[_TEXT, _TEXT_PAIR])
+            self._tokenize_pair = tf.function(lambda text, text_pair: tokenizer((text, text_pair)),
+                                              input_signature=[_TEXT, _TEXT_PAIR])
+        else:
+            self._classify = tf.function(self._classify_fn, input_signature=[_TEXT])
+            self._tokenize = tf.function(lambda text: tokenizer(text), input_signature=[_TEXT])
+
+    @property
+    def labels(self):
+        return self._layers.labels
+
+    @property
+    def task(self):
+        return self._layers.task
+
+    @property
+    def text_pair(self):
+        return self._layers.text_pair
+
+    def _outputs(self, logits):
+        if self.task == "regression":
+            return {"score": logits[:, 0]}
+        if self.task == "multi_label":
+            probabilities = tf.sigmoid(logits)
+            return {"probabilities": probabilities, "logits": logits,
+                    "predicted": tf.cast(probabilities >= 0.5, tf.int32)}
+        label_id = tf.argmax(logits, axis=-1, output_type=tf.int32)
+        return {"probabilities": tf.nn.softmax(logits), "logits": logits, "label_id": label_id,
+                "label": tf.gather(self._label_names, label_id)}
+
+    def _classify_fn(self, text):
+        return self._outputs(self._layers.model(text, training=False))
+
+    def _classify_pair_fn(self, text, text_pair):
+        return self._outputs(self._layers.model({"text": text, "text_pair": text_pair}, training=False))
+
+    def signatures(self):
+        if self.text_pair:
+            return {"serving_default": self._classify_pair, "classify_pair": self._classify_pair,
+                    "tokenize_pair": self._tokenize_pair}
+        return {"serving_default": self._classify, "tokenize": self._tokenize}
+
+
 def existing_versions(base_dir):
     """The numeric version folders under base_dir, ascending."""
     base_dir = pathlib.Path(base_dir)
@@ -133,25 +200,29 @@ def prune_versions(base_dir, keep):
     return removed
 
 
-def _encoder_layers(model):
-    try:
-        return model.get_layer(TOKENIZER_LAYER), model.get_layer(BERT_LAYER)
-    except ValueError as e:
-        raise TfbertError(
-            f"export_saved_model needs a model from tfbert.build_encoder (with layers {TOKENIZER_LAYER!r} "
-            f"and {BERT_LAYER!r}); received {model.name!r}."
-        ) from e
+def _export_module(model):
+    """The tf.Module to save: a classifier's or an encoder's signatures."""
+    names = {layer.name for layer in getattr(model, "layers", [])}
+    if {TOKENIZER_LAYER, BERT_LAYER, HEAD_LAYER} <= names:
+        return _ClassifierModule(model)
+    if {TOKENIZER_LAYER, BERT_LAYER} <= names:
+        return _EncoderModule(model.get_layer(TOKENIZER_LAYER), model.get_layer(BERT_LAYER))
+    raise TfbertError(
+        f"export_saved_model needs a model from tfbert.build_encoder or tfbert.build_classifier (with layers "
+        f"{TOKENIZER_LAYER!r} and {BERT_LAYER!r}); received {getattr(model, 'name', model)!r}."
+    )
 
 
 def export_saved_model(model, base_dir, version=None, overwrite=False, keep=None, warmup=True):
-    """Writes `model` (from `build_encoder`) as a SavedModel to `base_dir/<version>`.
+    """Writes `model` (from `build_encoder` or `build_classifier`) as a SavedModel to `base_dir/<version>`.
 
     Writing is atomic: the export is written under a temporary non-numeric name in base_dir
     (`.tmp-<version>-<pid>-*`), which TF Serving ignores, then renamed into place. A staging folder
     left by a killed export is removed by the next export into the same base_dir.
 
     Args:
-        model: tf_keras.Model from `tfbert.build_encoder`.
+        model: tf_keras.Model from `tfbert.build_encoder` (the signatures in the module docstring) or
+            `tfbert.build_classifier` (see `_ClassifierModule`).
         base_dir: str. The model's folder, e.g. "saved_models/minilm-l6-uncased".
         version: int. Version folder to write. Defaults to one more than the highest existing version (1 if none).
         overwrite: bool. Replace an existing version. Defaults to False.
@@ -165,7 +236,7 @@ def export_saved_model(model, base_dir, version=None, overwrite=False, keep=None
     Raises:
         TfbertError: the version exists and overwrite is False, or the model is not an encoder.
     """
-    tokenizer, bert = _encoder_layers(model)
+    module = _export_module(model)
     base_dir = pathlib.Path(base_dir)
     if version is None:
         version = (existing_versions(base_dir) or [0])[-1] + 1
@@ -178,7 +249,6 @@ def export_saved_model(model, base_dir, version=None, overwrite=False, keep=None
         )
     base_dir.mkdir(parents=True, exist_ok=True)
     _remove_abandoned(base_dir)
-    module = _EncoderModule(tokenizer, bert)
     staging = pathlib.Path(tempfile.mkdtemp(dir=base_dir, prefix=f".tmp-{version}-{os.getpid()}-"))
     try:
         # mkdtemp makes the folder private (0700); a server running as another user must read it.
@@ -186,7 +256,12 @@ def export_saved_model(model, base_dir, version=None, overwrite=False, keep=None
         tf.saved_model.save(module, str(staging), signatures=module.signatures())
         if warmup:
             signatures = {name: [spec.name for spec in fn.input_signature] for name, fn in module.signatures().items()}
-            serving.write_warmup(staging, serving.warmup_records(base_dir.name, signatures, tokenizer.max_length))
+            max_length = model.get_layer(TOKENIZER_LAYER).max_length
+            serving.write_warmup(staging, serving.warmup_records(base_dir.name, signatures, max_length))
+        if isinstance(module, _ClassifierModule) and module.labels:
+            (staging / "assets.extra").mkdir(exist_ok=True)
+            (staging / "assets.extra" / "labels.txt").write_text("".join(f"{label}\n" for label in module.labels),
+                                                                 encoding="utf-8")
         if target.exists():  # overwrite: move the old version aside first, then swap
             _retire_and_replace(base_dir, target, staging, version)
         else:

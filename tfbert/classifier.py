@@ -1,0 +1,255 @@
+"""`build_classifier`: a raw-string BERT with a head, fine-tuned with plain `model.compile` / `model.fit`.
+
+    text (, text_pair) -> tokenizer -> bert -> ClassifierHead (pooling, dropout, dense) -> logits
+
+Tasks: "classification" (softmax over named labels), "multi_label" (a sigmoid per label) and
+"regression" (one score). The label names live in the head's config, so they travel with the model
+and its exports.
+"""
+
+import json
+import logging
+import pathlib
+import shutil
+
+import tensorflow as tf
+import tf_keras
+
+from tfbert.checkpoint import load_bert_model, load_checkpoint
+from tfbert.encoder import BERT_LAYER, TOKENIZER_LAYER, bert_outputs, build_tokenizer
+from tfbert.errors import TfbertError
+
+logger = logging.getLogger(__name__)
+
+TASKS = ("classification", "multi_label", "regression")
+POOLINGS = ("pooled", "cls", "mean")
+HEAD_LAYER = "classifier_head"
+DEFAULT_LEARNING_RATE = 5e-5
+DEFAULT_MAX_LENGTH = 128
+MODEL_CONFIG_FILE = "model_config.json"
+WEIGHTS_FILE = "model.weights.h5"
+VOCAB_FILE = "vocab.txt"
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise TfbertError(f"{name} must be one of {', '.join(map(repr, choices))}; received {name}={value!r}.")
+
+
+@tf_keras.saving.register_keras_serializable(package="tfbert")
+class ClassifierHead(tf_keras.layers.Layer):
+    """Pooling, dropout and a dense layer: BERT's outputs -> logits [batch, outputs].
+
+    Args:
+        labels: list of str. Label names, in id order. Regression: optional, at most one name.
+        task: str. "classification", "multi_label" or "regression". Defaults to "classification".
+        pooling: str. "pooled" (BERT's pooler: tanh(dense([CLS]))), "cls" (the [CLS] hidden state) or
+            "mean" (mean over the attention mask). Defaults to "pooled".
+        dropout: float. Dropout before the dense layer while training. Defaults to 0.1.
+        initializer_range: float. Standard deviation of the dense kernel's initialiser. Defaults to 0.02.
+    """
+
+    def __init__(self, labels=None, task="classification", pooling="pooled", dropout=0.1, initializer_range=0.02,
+                 **kwargs):
+        super().__init__(**kwargs)
+        _check_choice("task", task, TASKS)
+        _check_choice("pooling", pooling, POOLINGS)
+        labels = [str(label) for label in labels] if labels is not None else None
+        if task == "regression":
+            if labels is not None and len(labels) > 1:
+                raise TfbertError(f"a regression head predicts one score; received {len(labels)} labels {labels[:5]}.")
+        elif labels is None or len(labels) < (2 if task == "classification" else 1):
+            raise TfbertError(f"task={task!r} needs the label names (at least {2 if task == 'classification' else 1}); "
+                              f"received labels={labels!r}.")
+        if labels is not None and len(set(labels)) != len(labels):
+            raise TfbertError(f"label names must be unique; received {labels}.")
+        if not 0 <= dropout < 1:
+            raise TfbertError(f"dropout must be in [0, 1); received dropout={dropout!r}.")
+        self.labels, self.task, self.pooling = labels, task, pooling
+        self.dropout, self.initializer_range = dropout, initializer_range
+        self.num_outputs = 1 if task == "regression" else len(labels)
+        self._dropout = tf_keras.layers.Dropout(dropout)
+        self._dense = tf_keras.layers.Dense(
+            self.num_outputs, kernel_initializer=tf_keras.initializers.TruncatedNormal(stddev=initializer_range),
+            name="logits",
+        )
+
+    def call(self, inputs, training=None):
+        if self.pooling == "pooled":
+            features = inputs["pooled_output"]
+        elif self.pooling == "cls":
+            features = inputs["last_hidden_state"][:, 0]
+        else:
+            mask = tf.cast(inputs["attention_mask"], inputs["last_hidden_state"].dtype)[:, :, None]
+            features = tf.reduce_sum(inputs["last_hidden_state"] * mask, 1) / tf.maximum(tf.reduce_sum(mask, 1), 1.0)
+        return self._dense(self._dropout(features, training=training))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(labels=self.labels, task=self.task, pooling=self.pooling, dropout=self.dropout,
+                      initializer_range=self.initializer_range)
+        return config
+
+
+@tf_keras.saving.register_keras_serializable(package="tfbert")
+class BertClassifier(tf_keras.Model):
+    """The functional model `build_classifier` returns; `compile()` defaults suit BERT fine-tuning."""
+
+    @property
+    def head(self):
+        return self.get_layer(HEAD_LAYER)
+
+    @property
+    def labels(self):
+        return self.head.labels
+
+    @property
+    def task(self):
+        return self.head.task
+
+    @property
+    def text_pair(self):
+        return len(self.inputs) == 2
+
+    def compile(self, optimizer="auto", loss="auto", metrics="auto", train_steps=None, learning_rate=DEFAULT_LEARNING_RATE,
+                **kwargs):
+        """`tf_keras.Model.compile` with defaults for the task.
+
+        Args:
+            optimizer: "auto" for `create_optimizer(train_steps, learning_rate)` (AdamW, warm-up, linear
+                decay), or any Keras optimizer.
+            loss: "auto": sparse categorical cross-entropy (classification), binary cross-entropy
+                (multi_label) or mean squared error (regression), all on logits.
+            metrics: "auto": accuracy (classification), binary accuracy (multi_label), MAE (regression).
+            train_steps: int. Total optimizer steps (epochs x steps per epoch), for the schedule.
+                Without it the "auto" optimizer keeps a constant learning rate after no warm-up.
+            learning_rate: float. Peak learning rate of the "auto" optimizer. Defaults to 5e-5.
+        """
+        if isinstance(optimizer, str) and optimizer == "auto":
+            optimizer = create_optimizer(train_steps, learning_rate=learning_rate)
+        if isinstance(loss, str) and loss == "auto":
+            loss = {
+                "classification": tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                "multi_label": tf_keras.losses.BinaryCrossentropy(from_logits=True),
+                "regression": tf_keras.losses.MeanSquaredError(),
+            }[self.task]
+        if isinstance(metrics, str) and metrics == "auto":
+            metrics = {
+                "classification": [tf_keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+                "multi_label": [tf_keras.metrics.BinaryAccuracy(name="binary_accuracy", threshold=0.0)],
+                "regression": [tf_keras.metrics.MeanAbsoluteError(name="mae")],
+            }[self.task]
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+
+
+def create_optimizer(train_steps=None, learning_rate=DEFAULT_LEARNING_RATE, warmup_fraction=0.1, weight_decay=0.01):
+    """AdamW for BERT: linear warm-up over `warmup_fraction` of the steps, then linear decay to 0.
+
+    transformers' `create_optimizer` (`AdamWeightDecay`; LayerNorm weights and biases are not decayed),
+    as in the original BERT recipe.
+
+    Args:
+        train_steps: int. Total steps. None: constant learning rate, no warm-up.
+        learning_rate: float. Peak learning rate. Defaults to 5e-5.
+        warmup_fraction: float. Share of the steps spent warming up. Defaults to 0.1.
+        weight_decay: float. Decoupled weight decay rate. Defaults to 0.01.
+    """
+    from transformers import AdamWeightDecay, create_optimizer as hf_create_optimizer
+
+    if train_steps is None:
+        return AdamWeightDecay(learning_rate=learning_rate, weight_decay_rate=weight_decay, epsilon=1e-6,
+                               exclude_from_weight_decay=["LayerNorm", "layer_norm", "bias"])
+    if isinstance(train_steps, bool) or not isinstance(train_steps, int) or train_steps < 1:
+        raise TfbertError(f"train_steps must be a positive integer (epochs x steps per epoch); received {train_steps!r}.")
+    optimizer, _ = hf_create_optimizer(init_lr=learning_rate, num_train_steps=train_steps,
+                                       num_warmup_steps=int(round(warmup_fraction * train_steps)),
+                                       weight_decay_rate=weight_decay)
+    return optimizer
+
+
+def _wire(tokenizer, bert, head, text_pair, name="bert_classifier"):
+    text = tf_keras.Input(shape=(), dtype=tf.string, name="text")
+    inputs = [text]
+    if text_pair:
+        inputs.append(tf_keras.Input(shape=(), dtype=tf.string, name="text_pair"))
+    tokens = tokenizer(tuple(inputs) if text_pair else text)
+    outputs = bert_outputs(bert, tokens)
+    logits = head({**outputs, "attention_mask": tokens["attention_mask"]})
+    return BertClassifier(inputs={i.name.split(":")[0]: i for i in inputs} if text_pair else text, outputs=logits, name=name)
+
+
+def build_classifier(model=None, labels=None, task="classification", pooling="pooled", text_pair=False,
+                     max_length=DEFAULT_MAX_LENGTH, dropout=None, allow_pickle=False, **tokenizer_options):
+    """A raw-string BERT classifier (or regressor): string inputs [batch] -> logits [batch, outputs].
+
+    Args:
+        model: str. Checkpoint: preset, local Hugging Face folder or hub id. Defaults to "minilm-l6-uncased".
+        labels: list of str. Label names in id order (classification, multi_label).
+        task: str. "classification", "multi_label" or "regression". Defaults to "classification".
+        pooling: str. "pooled", "cls" or "mean" (see `ClassifierHead`). Defaults to "pooled".
+        text_pair: bool. Two text inputs, "text" and "text_pair" (sentence pairs). Defaults to False.
+        max_length: int. Longest tokenized input. Defaults to 128.
+        dropout: float. Head dropout. Defaults to the checkpoint's hidden_dropout_prob.
+        allow_pickle: bool. Accept a pytorch_model.bin checkpoint. Defaults to False.
+
+    Returns:
+        BertClassifier (a functional tf_keras.Model). Inputs: "text" (and "text_pair"); output: logits.
+        `model.compile()` picks AdamW with warm-up and linear decay (pass train_steps), the task's loss
+        and metric; `model.fit` takes a tf.data of ({"text": ...}, label) or (text, label).
+
+    Example:
+    >>> classifier = build_classifier(labels=["negative", "positive"])  # doctest: +SKIP
+    >>> classifier.compile(train_steps=300)  # doctest: +SKIP
+    >>> classifier.fit(tf.data.Dataset.from_tensor_slices((texts, label_ids)).batch(32), epochs=3)  # doctest: +SKIP
+    """
+    checkpoint = load_checkpoint(model, allow_pickle=allow_pickle)
+    if max_length is None:
+        max_length = min(DEFAULT_MAX_LENGTH, checkpoint.max_length)
+    # Layers.
+    tokenizer = build_tokenizer(checkpoint, max_length, "longest", **tokenizer_options)
+    bert = load_bert_model(checkpoint, name=BERT_LAYER)
+    if dropout is None:
+        dropout = float(checkpoint.config.hidden_dropout_prob)
+    head = ClassifierHead(labels=labels, task=task, pooling=pooling, dropout=dropout,
+                          initializer_range=float(checkpoint.config.initializer_range), name=HEAD_LAYER)
+    # Wiring.
+    classifier = _wire(tokenizer, bert, head, text_pair)
+    classifier.checkpoint_name = checkpoint.name
+    return classifier
+
+
+def save_classifier(model, folder):
+    """Saves a classifier to a folder: its Keras config, weights and vocabulary; `load_classifier` reads it back.
+
+    The folder is self-contained: the tokenizer's vocabulary is copied in, so it can move to another machine.
+    """
+    folder = pathlib.Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    config = model.get_config()
+    tokenizer = model.get_layer(TOKENIZER_LAYER)
+    shutil.copyfile(tokenizer.vocabulary, folder / VOCAB_FILE)
+    for layer in config["layers"]:
+        if layer["name"] == TOKENIZER_LAYER:
+            layer["config"]["vocabulary"] = VOCAB_FILE  # relative: resolved against the folder on load
+    (folder / MODEL_CONFIG_FILE).write_text(json.dumps(
+        {"class_name": type(model).__name__, "config": config, "checkpoint_name": getattr(model, "checkpoint_name", None)},
+        indent=1), encoding="utf-8")
+    model.save_weights(str(folder / WEIGHTS_FILE))
+    return folder
+
+
+def load_classifier(folder):
+    """Reads a folder written by `save_classifier` (or `tfbert finetune`) back into a BertClassifier."""
+    folder = pathlib.Path(folder)
+    path = folder / MODEL_CONFIG_FILE
+    if not path.is_file():
+        raise TfbertError(f"{path} is missing: pass a folder written by tfbert.save_classifier or tfbert finetune.")
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    config = saved["config"]
+    for layer in config["layers"]:
+        if layer["name"] == TOKENIZER_LAYER:
+            layer["config"]["vocabulary"] = str(folder / layer["config"]["vocabulary"])
+    model = BertClassifier.from_config(config)
+    model.load_weights(str(folder / WEIGHTS_FILE))
+    model.checkpoint_name = saved.get("checkpoint_name")
+    return model

@@ -1,0 +1,263 @@
+"""`finetune`: files of labelled text in, the best epoch's classifier out, exported for TF Serving.
+
+A run keeps its state in a work folder (default `<out_dir>/.finetune/<name>/`):
+
+    backup/       tf_keras BackupAndRestore: weights, optimizer and epoch at the end of each epoch
+    best-<N>/     the best epoch so far (save_classifier layout)
+    state.json    best epoch and metric, epochs without improvement, per-epoch history, finished flag
+
+A run killed at any point and started again with the same arguments resumes after the last finished
+epoch, with its best model, early-stopping count and history intact. A finished run started again
+reports its result instead of training again (pass restart=True / --restart to train anew).
+"""
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import pathlib
+import shutil
+import tempfile
+
+import tensorflow as tf
+import tf_keras
+
+from tfbert import data
+from tfbert.classifier import DEFAULT_LEARNING_RATE, DEFAULT_MAX_LENGTH, build_classifier, load_classifier, save_classifier
+from tfbert.encoder import TOKENIZER_LAYER
+from tfbert.errors import TfbertError
+
+logger = logging.getLogger(__name__)
+
+STRATEGIES = ("default", "mirrored", "multi-worker")
+STATE_FILE = "state.json"
+MONITORS = {  # task: (dev metric, better)
+    "classification": ("val_accuracy", "max"),
+    "multi_label": ("val_binary_accuracy", "max"),
+    "regression": ("val_loss", "min"),
+}
+
+
+@dataclasses.dataclass
+class FinetuneResult:
+    """What a fine-tuning run produced."""
+
+    export_path: pathlib.Path  # the SavedModel version folder (None if not exported)
+    model_path: pathlib.Path  # the best epoch's Keras model (load_classifier)
+    best_epoch: int  # 1-based
+    best_metric: float
+    monitor: str
+    history: list  # one dict of metrics per finished epoch
+    resumed_from_epoch: int  # 0 for a fresh start
+    classifier: object = None  # the trained BertClassifier (last epoch's weights); None if nothing ran
+
+
+def _write_json(path, value):
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(value, indent=1), encoding="utf-8")
+    os.replace(temporary, path)  # atomic: a killed run leaves the old state or the new, never half
+
+
+class BestEpoch(tf_keras.callbacks.Callback):
+    """Keeps the best epoch by a dev metric, stops early, and survives a killed process.
+
+    Keras' ModelCheckpoint(save_best_only) and EarlyStopping forget their best value when a run is
+    restarted, so a resumed run would overwrite a better model with a worse one. This callback keeps
+    its state in `state.json` and reloads it at the start of training.
+
+    Args:
+        folder: path. The run's work folder.
+        monitor: str. Metric in the epoch logs, e.g. "val_accuracy".
+        mode: str. "max" or "min".
+        patience: int. Stop after this many epochs without improvement. None: never stop early.
+        write: bool. Write files (False on non-chief workers of a multi-worker run).
+    """
+
+    def __init__(self, folder, monitor, mode="max", patience=None, write=True):
+        super().__init__()
+        self.folder, self.monitor, self.mode, self.patience, self.write = pathlib.Path(folder), monitor, mode, patience, write
+        self.state = self.load_state(self.folder)
+
+    @staticmethod
+    def load_state(folder):
+        path = pathlib.Path(folder) / STATE_FILE
+        if path.is_file():
+            return json.loads(path.read_text(encoding="utf-8"))
+        return {"best_epoch": None, "best_metric": None, "wait": 0, "history": [], "finished": False}
+
+    def _better(self, value):
+        best = self.state["best_metric"]
+        return best is None or (value > best if self.mode == "max" else value < best)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        if self.monitor not in logs:
+            raise TfbertError(f"the dev metric {self.monitor!r} is not in the epoch's logs {sorted(logs)}; is there dev data?")
+        value = float(logs[self.monitor])
+        number = epoch + 1
+        history = [h for h in self.state["history"] if h["epoch"] < number]  # a re-run epoch replaces its entry
+        history.append({"epoch": number, **{k: float(v) for k, v in logs.items()}})
+        self.state["history"] = history
+        if self._better(value):
+            previous = self.state["best_epoch"]
+            if self.write:
+                save_classifier(self.model, self.folder / f"best-{number}")
+            else:
+                # Saving reads distributed variables with collective ops: every worker must take
+                # part, so the others save too, to a scratch folder (as Keras' ModelCheckpoint does).
+                scratch = tempfile.mkdtemp(prefix="tfbert-worker-")
+                save_classifier(self.model, scratch)
+                shutil.rmtree(scratch, ignore_errors=True)
+            self.state.update(best_epoch=number, best_metric=value, wait=0)
+            if self.write:
+                _write_json(self.folder / STATE_FILE, self.state)
+                if previous and previous != number:
+                    shutil.rmtree(self.folder / f"best-{previous}", ignore_errors=True)
+            logger.info("epoch %d: %s improved to %.4f", number, self.monitor, value)
+        else:
+            self.state["wait"] += 1
+            if self.write:
+                _write_json(self.folder / STATE_FILE, self.state)
+            if self.patience is not None and self.state["wait"] >= self.patience:
+                logger.info("epoch %d: %s has not improved for %d epochs; stopping", number, self.monitor, self.state["wait"])
+                self.model.stop_training = True
+
+
+def make_strategy(name="default"):
+    """A tf.distribute strategy: "default" (one process), "mirrored" (this machine's devices) or
+    "multi-worker" (MultiWorkerMirroredStrategy across the processes named in TF_CONFIG)."""
+    if name not in STRATEGIES:
+        raise TfbertError(f"strategy must be one of {', '.join(STRATEGIES)}; received {name!r}.")
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi-worker":
+        if "TF_CONFIG" not in os.environ:
+            raise TfbertError("--strategy multi-worker needs TF_CONFIG (the cluster's workers and this process's index); "
+                              "see the README's 'Training on several machines'.")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def _is_chief(strategy):
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().as_dict():
+        return True
+    return resolver.task_type in ("chief", None) or (resolver.task_type == "worker" and resolver.task_id == 0
+                                                    and "chief" not in resolver.cluster_spec().as_dict())
+
+
+def _read(train, dev, text_columns, label_column, task):
+    train_examples = data.read_examples(train, text_columns, label_column, task)
+    dev_examples = data.read_examples(dev, text_columns, label_column, task) if dev is not None else None
+    return train_examples, dev_examples
+
+
+def finetune(train, dev, model=None, text_columns=("text",), label_column="label", task="classification",
+             epochs=3, batch_size=32, max_length=DEFAULT_MAX_LENGTH, learning_rate=DEFAULT_LEARNING_RATE,
+             pooling="pooled", out_dir="saved_models", name=None, work_dir=None, patience=2, seed=0,
+             strategy="default", steps_per_epoch=None, bucketing=True, export=True, keep=None, restart=False,
+             verbose=1, allow_pickle=False):
+    """Fine-tunes a checkpoint on labelled text files; keeps the best epoch by the dev metric and exports it.
+
+    Args:
+        train, dev: str. Files (.csv, .tsv, .jsonl) with the text column(s) and the label column.
+        model: str. Checkpoint to start from. Defaults to "minilm-l6-uncased".
+        text_columns: one column name, or two for sentence pairs. Defaults to ("text",).
+        label_column: str. Defaults to "label".
+        task: str. "classification", "multi_label" or "regression".
+        epochs, batch_size, max_length, learning_rate: the usual. Defaults 3, 32, 128, 5e-5.
+        pooling: str. "pooled", "cls" or "mean".
+        out_dir: str. Where the export goes: out_dir/name/<version>. Defaults to "saved_models".
+        name: str. Model name. Defaults to the training file's folder (or stem).
+        work_dir: str. The run's state (see the module docstring). Defaults to out_dir/.finetune/name.
+        patience: int. Early stopping after this many epochs without improvement; None never stops.
+        seed: int. Seeds weights of the head, dropout and shuffling.
+        strategy: str. "default", "mirrored" or "multi-worker" (TF_CONFIG).
+        steps_per_epoch: int. Cap on steps per epoch (a short run). Defaults to the whole training set.
+        bucketing: bool. Batch texts of similar length together. Defaults to True.
+        export: bool. Export the best epoch as a SavedModel. Defaults to True.
+        keep: int. Keep only this many newest exported versions.
+        restart: bool. Discard a previous run's state and train anew.
+
+    Returns:
+        FinetuneResult.
+    """
+    train_examples, dev_examples = _read(train, dev, text_columns, label_column, task)
+    if name is None:
+        train_path = pathlib.Path(train).resolve()
+        name = train_path.parent.name if train_path.stem.lower() in ("train", "training") else train_path.stem
+    work = pathlib.Path(work_dir) if work_dir else pathlib.Path(out_dir) / ".finetune" / name
+    if restart and work.exists():
+        shutil.rmtree(work)
+    state = BestEpoch.load_state(work)
+    if state.get("finished") and state.get("best_epoch"):
+        logger.info("%s holds a finished run; pass restart=True (--restart) to train again", work)
+        return _result(work, state, MONITORS[task][0], state.get("export_path"), resumed=len(state["history"]))
+    work.mkdir(parents=True, exist_ok=True)
+
+    labels = data.label_names(train_examples, task)
+    train_labels = data.encode_labels(train_examples, labels, task)
+    dev_labels = data.encode_labels(dev_examples, labels, task) if dev_examples is not None else None
+    tf_keras.utils.set_random_seed(seed)
+    strategy = make_strategy(strategy) if isinstance(strategy, str) else strategy
+    chief = _is_chief(strategy)
+    with strategy.scope():
+        classifier = build_classifier(model, labels=labels, task=task, pooling=pooling,
+                                      text_pair=len(train_examples.texts) == 2, max_length=max_length,
+                                      allow_pickle=allow_pickle)
+        tokenizer = classifier.get_layer(TOKENIZER_LAYER)
+        lengths = data.token_lengths(tokenizer, train_examples.texts) if bucketing else None
+        train_data = data.make_dataset(train_examples.texts, train_labels, batch_size, lengths, shuffle=True, seed=seed)
+        dev_data = None
+        if dev_examples is not None:
+            dev_lengths = data.token_lengths(tokenizer, dev_examples.texts) if bucketing else None
+            dev_data = data.make_dataset(dev_examples.texts, dev_labels, batch_size, dev_lengths)
+        if strategy.num_replicas_in_sync > 1 or not chief:
+            options = tf.data.Options()
+            options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+            train_data = train_data.with_options(options)
+            dev_data = dev_data.with_options(options) if dev_data is not None else None
+        steps = math.ceil(len(train_examples) / batch_size)
+        if steps_per_epoch is not None:
+            steps = min(steps, steps_per_epoch)
+            train_data = train_data.repeat()
+        classifier.compile(train_steps=steps * epochs, learning_rate=learning_rate)
+
+    monitor, mode = MONITORS[task]
+    if dev_data is None:
+        monitor, mode = "loss", "min"
+    best = BestEpoch(work, monitor, mode, patience, write=chief)
+    resumed = len(best.state["history"])
+    # BestEpoch runs before BackupAndRestore at each epoch's end: a kill between the two re-runs the
+    # epoch, whose history entry is then replaced, never lost.
+    backup_dir = work / "backup" if chief else work / f"backup-worker-{strategy.cluster_resolver.task_id}"
+    callbacks = [best, tf_keras.callbacks.BackupAndRestore(str(backup_dir), delete_checkpoint=False)]
+    classifier.fit(train_data, validation_data=dev_data, epochs=epochs, steps_per_epoch=steps if steps_per_epoch else None,
+                   callbacks=callbacks, verbose=verbose)
+
+    state = best.state
+    export_path = None
+    if chief and export and state["best_epoch"]:
+        from tfbert.export import export_saved_model
+
+        best_model = load_classifier(work / f"best-{state['best_epoch']}")
+        export_path = export_saved_model(best_model, pathlib.Path(out_dir) / name, keep=keep)
+    state.update(finished=True, export_path=str(export_path) if export_path else None)
+    if chief:
+        _write_json(work / STATE_FILE, state)
+        shutil.rmtree(work / "backup", ignore_errors=True)
+    return _result(work, state, monitor, export_path, resumed, classifier)
+
+
+def _result(work, state, monitor, export_path, resumed, classifier=None):
+    return FinetuneResult(
+        export_path=pathlib.Path(export_path) if export_path else None,
+        model_path=work / f"best-{state['best_epoch']}",
+        best_epoch=state["best_epoch"],
+        best_metric=state["best_metric"],
+        monitor=monitor,
+        history=state["history"],
+        resumed_from_epoch=resumed,
+        classifier=classifier,
+    )
