@@ -170,3 +170,12 @@ def test_pair_classifier_export_has_classify_pair(tmp_path, tiny_checkpoint):
     exported = loaded.signatures["classify_pair"](**pairs)
     np.testing.assert_allclose(exported["logits"].numpy(), model(pairs).numpy(), atol=1e-5)
     assert loaded.signatures["tokenize_pair"](**pairs)["token_type_ids"].numpy()[0].tolist().count(1) == 4
+
+
+def test_default_pooling_follows_the_checkpoint(tiny_checkpoint, default_checkpoint):
+    from tfbert.checkpoint import sentence_transformers_pooling
+
+    assert sentence_transformers_pooling(default_checkpoint.folder) == "mean"  # all-MiniLM-L6-v2's 1_Pooling
+    assert default_checkpoint.pooling == "mean"
+    assert sentence_transformers_pooling(tiny_checkpoint) is None
+    assert build_classifier(str(tiny_checkpoint), labels=["a", "b"]).head.pooling == "pooled"

@@ -142,3 +142,21 @@ def test_multi_worker_training_agrees_across_workers(tmp_path, tiny_checkpoint):
     assert len(weights[0].files) == len(weights[1].files) > 0
     for name in weights[0].files:
         np.testing.assert_array_equal(weights[0][name], weights[1][name])
+
+
+def test_finetune_takes_a_tf_data_the_user_already_has(tmp_path, tiny_checkpoint):
+    import tensorflow as tf
+
+    from tfbert.errors import TfbertError
+    from tfbert.finetune import finetune
+
+    texts = ["a puzzle game", "a chess game", "an sql database", "a database server"] * 4
+    ids = [0, 0, 1, 1] * 4
+    pairs = tf.data.Dataset.from_tensor_slices(({"text": texts, "text_pair": texts[::-1]}, ids))
+    with pytest.raises(TfbertError, match="pass labels="):
+        finetune(pairs, pairs, model=str(tiny_checkpoint), out_dir=tmp_path)
+    result = finetune(pairs.shuffle(16, seed=0), pairs, model=str(tiny_checkpoint), labels=["games", "database"],
+                      epochs=2, batch_size=4, learning_rate=1e-3, out_dir=tmp_path, name="pairs", verbose=0)
+    assert [h["epoch"] for h in result.history] == [1, 2] and result.classifier.text_pair
+    assert result.export_path == tmp_path / "pairs" / "1"
+    assert (result.export_path / "assets.extra" / "labels.txt").read_text().split() == ["games", "database"]

@@ -175,6 +175,28 @@ class Checkpoint:
     def max_length(self):
         return self.config.max_position_embeddings
 
+    @property
+    def pooling(self):
+        """How the checkpoint was trained to pool a sentence: "mean" or "cls" for a sentence-transformers
+        checkpoint (from its Pooling module's config), else "pooled" (BERT's pooler, as pre-trained)."""
+        return sentence_transformers_pooling(self.folder) or "pooled"
+
+
+def sentence_transformers_pooling(folder):
+    """"mean" or "cls" from a sentence-transformers folder's modules.json and Pooling config; None otherwise."""
+    folder = pathlib.Path(folder)
+    try:
+        modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
+        pooling_path = next(m["path"] for m in modules if m.get("type", "").endswith("Pooling"))
+        config = json.loads((folder / pooling_path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, StopIteration, KeyError, TypeError):
+        return None
+    if config.get("pooling_mode_mean_tokens"):
+        return "mean"
+    if config.get("pooling_mode_cls_token"):
+        return "cls"
+    return None
+
 
 def _read_json(path):
     try:

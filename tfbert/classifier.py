@@ -178,18 +178,21 @@ def _wire(tokenizer, bert, head, text_pair, name="bert_classifier"):
     return BertClassifier(inputs={i.name.split(":")[0]: i for i in inputs} if text_pair else text, outputs=logits, name=name)
 
 
-def build_classifier(model=None, labels=None, task="classification", pooling="pooled", text_pair=False,
-                     max_length=DEFAULT_MAX_LENGTH, dropout=None, allow_pickle=False, **tokenizer_options):
+def build_classifier(model=None, labels=None, task="classification", pooling=None, text_pair=False,
+                     max_length=DEFAULT_MAX_LENGTH, dropout=None, padding="longest", allow_pickle=False,
+                     **tokenizer_options):
     """A raw-string BERT classifier (or regressor): string inputs [batch] -> logits [batch, outputs].
 
     Args:
         model: str. Checkpoint: preset, local Hugging Face folder or hub id. Defaults to "minilm-l6-uncased".
         labels: list of str. Label names in id order (classification, multi_label).
         task: str. "classification", "multi_label" or "regression". Defaults to "classification".
-        pooling: str. "pooled", "cls" or "mean" (see `ClassifierHead`). Defaults to "pooled".
+        pooling: str. "pooled", "cls" or "mean" (see `ClassifierHead`). Defaults to the checkpoint's own:
+            the sentence-transformers pooling it was trained with ("mean" for the default checkpoint), else "pooled".
         text_pair: bool. Two text inputs, "text" and "text_pair" (sentence pairs). Defaults to False.
         max_length: int. Longest tokenized input. Defaults to 128.
         dropout: float. Head dropout. Defaults to the checkpoint's hidden_dropout_prob.
+        padding: str. "longest" (to the longest text of the batch) or "max_length". Defaults to "longest".
         allow_pickle: bool. Accept a pytorch_model.bin checkpoint. Defaults to False.
 
     Returns:
@@ -206,10 +209,12 @@ def build_classifier(model=None, labels=None, task="classification", pooling="po
     if max_length is None:
         max_length = min(DEFAULT_MAX_LENGTH, checkpoint.max_length)
     # Layers.
-    tokenizer = build_tokenizer(checkpoint, max_length, "longest", **tokenizer_options)
+    tokenizer = build_tokenizer(checkpoint, max_length, padding, **tokenizer_options)
     bert = load_bert_model(checkpoint, name=BERT_LAYER)
     if dropout is None:
         dropout = float(checkpoint.config.hidden_dropout_prob)
+    if pooling is None:
+        pooling = checkpoint.pooling
     head = ClassifierHead(labels=labels, task=task, pooling=pooling, dropout=dropout,
                           initializer_range=float(checkpoint.config.initializer_range), name=HEAD_LAYER)
     # Wiring.

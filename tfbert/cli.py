@@ -136,6 +136,25 @@ def finetune(args):
         print(result.export_path)
 
 
+def pretrain(args):
+    """Pre-trains with masked LM and next-sentence prediction; writes a Hugging Face checkpoint folder."""
+    from tfbert.pretrain import pretrain as run
+
+    result = run(
+        args.corpus, args.out, model=args.model, config=args.config, steps=args.steps, batch_size=args.batch_size,
+        max_length=args.max_length or 128, learning_rate=args.learning_rate, checkpoint_every=args.checkpoint_every,
+        holdout_every=args.holdout_every, eval_steps=args.eval_steps, seed=args.seed, verbose=args.verbose,
+        allow_pickle=args.allow_pickle,
+    )
+    if result.resumed_from_round:
+        print(f"resumed after round {result.resumed_from_round}")
+    for entry in result.history:
+        print(f"round {entry['round']}: " + "  ".join(f"{k} {v:.4f}" for k, v in entry.items() if k != "round"))
+    if result.heldout:
+        print("held-out: " + "  ".join(f"{k} {v:.4f}" for k, v in result.heldout.items()))
+    print(result.folder)
+
+
 def _positive_int(value):
     try:
         number = int(value)
@@ -209,7 +228,9 @@ def build_parser():
     sub.add_argument("--epochs", type=_positive_int, default=3, help="epochs (default: 3)")
     sub.add_argument("--batch-size", type=_positive_int, default=32, help="batch size (default: 32)")
     sub.add_argument("--learning-rate", type=float, default=5e-5, help="peak learning rate of AdamW, after 10%% warm-up, then linear decay (default: 5e-5)")
-    sub.add_argument("--pooling", default="pooled", choices=["pooled", "cls", "mean"], help="sentence vector for the head (default: pooled)")
+    sub.add_argument("--pooling", default=None, choices=["pooled", "cls", "mean"],
+                     help="sentence vector for the head (default: the checkpoint's sentence-transformers pooling, "
+                          "mean for the default checkpoint; else pooled)")
     sub.add_argument("--patience", type=_positive_int, default=2, help="stop after N epochs without a better dev metric (default: 2)")
     sub.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     sub.add_argument("--strategy", default="default", choices=["default", "mirrored", "multi-worker"],
@@ -223,6 +244,31 @@ def build_parser():
     sub.add_argument("--restart", action="store_true", help="discard a previous run's state and train anew")
     sub.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2], help="Keras verbosity: 1 progress bars (default), 2 a line an epoch")
     sub.set_defaults(run=finetune)
+
+    sub = commands.add_parser(
+        "pretrain", help="pre-train BERT (masked LM + next-sentence prediction) on a text corpus",
+        description="Pre-train with masked language modelling and next-sentence prediction on a corpus (one "
+                    "sentence a line, a blank line between documents), from a checkpoint (--model) or a fresh "
+                    "config (--config tiny|FILE). Writes a Hugging Face checkpoint folder to --out, rewritten at "
+                    "every checkpoint; a killed run started again with the same command resumes.",
+    )
+    sub.add_argument("--corpus", required=True, metavar="FILE", help="text corpus")
+    source = sub.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help="checkpoint to continue pre-training (domain adaptation): a preset, a local "
+                                        "Hugging Face folder or a hub id")
+    source.add_argument("--config", help="a fresh BERT: tiny (2 layers, hidden 128) or a config.json file")
+    sub.add_argument("--out", required=True, metavar="DIR", help="the Hugging Face checkpoint folder to write")
+    sub.add_argument("--steps", type=_positive_int, default=1000, help="optimizer steps (default: 1000)")
+    sub.add_argument("--batch-size", type=_positive_int, default=32, help="sentence pairs a batch (default: 32)")
+    sub.add_argument("--max-length", type=_positive_int, default=None, help="longest pair in tokens (default: 128)")
+    sub.add_argument("--learning-rate", type=float, default=1e-4, help="peak learning rate (default: 1e-4)")
+    sub.add_argument("--checkpoint-every", type=_positive_int, default=200, help="steps between checkpoints (default: 200)")
+    sub.add_argument("--holdout-every", type=_positive_int, default=20, help="hold out every N-th document (default: 20)")
+    sub.add_argument("--eval-steps", type=int, default=50, help="held-out batches evaluated at the end (default: 50)")
+    sub.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    sub.add_argument("--allow-pickle", action="store_true", help="accept a pytorch_model.bin checkpoint")
+    sub.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2], help="Keras verbosity (default: 1)")
+    sub.set_defaults(run=pretrain)
 
     sub = commands.add_parser(
         "check-serving", help="list an export's ops and check TF Serving can run them",

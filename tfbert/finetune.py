@@ -155,19 +155,21 @@ def _read(train, dev, text_columns, label_column, task):
 
 def finetune(train, dev, model=None, text_columns=("text",), label_column="label", task="classification",
              epochs=3, batch_size=32, max_length=DEFAULT_MAX_LENGTH, learning_rate=DEFAULT_LEARNING_RATE,
-             pooling="pooled", out_dir="saved_models", name=None, work_dir=None, patience=2, seed=0,
+             pooling=None, out_dir="saved_models", name=None, work_dir=None, patience=2, seed=0,
              strategy="default", steps_per_epoch=None, bucketing=True, export=True, keep=None, restart=False,
-             verbose=1, allow_pickle=False):
+             verbose=1, allow_pickle=False, labels=None):
     """Fine-tunes a checkpoint on labelled text files; keeps the best epoch by the dev metric and exports it.
 
     Args:
-        train, dev: str. Files (.csv, .tsv, .jsonl) with the text column(s) and the label column.
+        train, dev: str. Files (.csv, .tsv, .jsonl) with the text column(s) and the label column; or
+            tf.data.Datasets of unbatched (features, label) elements, features a string or a dict
+            {"text", "text_pair"}, labels as ids (then pass `labels`; shuffle the training set yourself).
         model: str. Checkpoint to start from. Defaults to "minilm-l6-uncased".
         text_columns: one column name, or two for sentence pairs. Defaults to ("text",).
         label_column: str. Defaults to "label".
         task: str. "classification", "multi_label" or "regression".
         epochs, batch_size, max_length, learning_rate: the usual. Defaults 3, 32, 128, 5e-5.
-        pooling: str. "pooled", "cls" or "mean".
+        pooling: str. "pooled", "cls" or "mean". Defaults to the checkpoint's (see build_classifier).
         out_dir: str. Where the export goes: out_dir/name/<version>. Defaults to "saved_models".
         name: str. Model name. Defaults to the training file's folder (or stem).
         work_dir: str. The run's state (see the module docstring). Defaults to out_dir/.finetune/name.
@@ -179,14 +181,23 @@ def finetune(train, dev, model=None, text_columns=("text",), label_column="label
         export: bool. Export the best epoch as a SavedModel. Defaults to True.
         keep: int. Keep only this many newest exported versions.
         restart: bool. Discard a previous run's state and train anew.
+        labels: list of str. Label names in id order; needed only with tf.data inputs.
 
     Returns:
         FinetuneResult.
     """
-    train_examples, dev_examples = _read(train, dev, text_columns, label_column, task)
-    if name is None:
-        train_path = pathlib.Path(train).resolve()
-        name = train_path.parent.name if train_path.stem.lower() in ("train", "training") else train_path.stem
+    from_datasets = isinstance(train, tf.data.Dataset)
+    if from_datasets:
+        if labels is None and task != "regression":
+            raise TfbertError("with a tf.data training set, pass labels=[...] (the label names, in id order).")
+        if dev is not None and not isinstance(dev, tf.data.Dataset):
+            raise TfbertError("pass dev as a tf.data.Dataset too when train is one.")
+        name = name or "classifier"
+    else:
+        train_examples, dev_examples = _read(train, dev, text_columns, label_column, task)
+        if name is None:
+            train_path = pathlib.Path(train).resolve()
+            name = train_path.parent.name if train_path.stem.lower() in ("train", "training") else train_path.stem
     work = pathlib.Path(work_dir) if work_dir else pathlib.Path(out_dir) / ".finetune" / name
     if restart and work.exists():
         shutil.rmtree(work)
@@ -196,29 +207,41 @@ def finetune(train, dev, model=None, text_columns=("text",), label_column="label
         return _result(work, state, MONITORS[task][0], state.get("export_path"), resumed=len(state["history"]))
     work.mkdir(parents=True, exist_ok=True)
 
-    labels = data.label_names(train_examples, task)
-    train_labels = data.encode_labels(train_examples, labels, task)
-    dev_labels = data.encode_labels(dev_examples, labels, task) if dev_examples is not None else None
+    if not from_datasets:
+        labels = data.label_names(train_examples, task)
+        train_labels = data.encode_labels(train_examples, labels, task)
+        dev_labels = data.encode_labels(dev_examples, labels, task) if dev_examples is not None else None
+        text_pair = len(train_examples.texts) == 2
+    else:
+        features_spec = train.element_spec[0]
+        text_pair = isinstance(features_spec, dict) and "text_pair" in features_spec
     tf_keras.utils.set_random_seed(seed)
     strategy = make_strategy(strategy) if isinstance(strategy, str) else strategy
     chief = _is_chief(strategy)
     with strategy.scope():
-        classifier = build_classifier(model, labels=labels, task=task, pooling=pooling,
-                                      text_pair=len(train_examples.texts) == 2, max_length=max_length,
-                                      allow_pickle=allow_pickle)
+        classifier = build_classifier(model, labels=labels, task=task, pooling=pooling, text_pair=text_pair,
+                                      max_length=max_length, allow_pickle=allow_pickle)
         tokenizer = classifier.get_layer(TOKENIZER_LAYER)
-        lengths = data.token_lengths(tokenizer, train_examples.texts) if bucketing else None
-        train_data = data.make_dataset(train_examples.texts, train_labels, batch_size, lengths, shuffle=True, seed=seed)
-        dev_data = None
-        if dev_examples is not None:
-            dev_lengths = data.token_lengths(tokenizer, dev_examples.texts) if bucketing else None
-            dev_data = data.make_dataset(dev_examples.texts, dev_labels, batch_size, dev_lengths)
+        if from_datasets:
+            train_data = train.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+            dev_data = dev.batch(batch_size).prefetch(tf.data.AUTOTUNE) if dev is not None else None
+            cardinality = int(train_data.cardinality())
+            if cardinality < 0 and steps_per_epoch is None:
+                raise TfbertError("the training tf.data has no known length; pass steps_per_epoch.")
+            steps = cardinality if cardinality >= 0 else steps_per_epoch
+        else:
+            lengths = data.token_lengths(tokenizer, train_examples.texts) if bucketing else None
+            train_data = data.make_dataset(train_examples.texts, train_labels, batch_size, lengths, shuffle=True, seed=seed)
+            dev_data = None
+            if dev_examples is not None:
+                dev_lengths = data.token_lengths(tokenizer, dev_examples.texts) if bucketing else None
+                dev_data = data.make_dataset(dev_examples.texts, dev_labels, batch_size, dev_lengths)
+            steps = math.ceil(len(train_examples) / batch_size)
         if strategy.num_replicas_in_sync > 1 or not chief:
             options = tf.data.Options()
             options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
             train_data = train_data.with_options(options)
             dev_data = dev_data.with_options(options) if dev_data is not None else None
-        steps = math.ceil(len(train_examples) / batch_size)
         if steps_per_epoch is not None:
             steps = min(steps, steps_per_epoch)
             train_data = train_data.repeat()
