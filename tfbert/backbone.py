@@ -1,24 +1,61 @@
-"""`BertBackbone`: transformers' `TFBertModel` as a Keras layer whose config round-trips.
+"""`BertBackbone`: transformers' `TFBertModel` as a Keras layer whose config round-trips, with head pruning.
 
 `TFBertModel.get_config()` returns the bare `BertConfig` dict, without the layer's name, so a
 functional model holding it comes back from `from_config` with the layer renamed (`tf_bert_model`)
 and a different config. `BertBackbone` is the same model (same weights, same outputs) with a Keras
 config of its own: `{"name", "trainable", "dtype", "bert_config"}`, registered as
 `tfbert>BertBackbone`.
+
+transformers' TensorFlow BERT raises NotImplementedError for `prune_heads`. `BertBackbone` builds the
+attention layers of `config.pruned_heads` ({layer: [heads]}) with only the kept heads, as PyTorch's
+`BertModel` does when it loads a config with `pruned_heads`; `prune_heads` copies a model's weights
+into such a backbone.
 """
 
 import copy
+import types
 
+import numpy as np
+import tensorflow as tf
 import tf_keras
 from transformers import BertConfig, TFBertModel
+from transformers.modeling_tf_utils import get_initializer
+
+from tfbert.errors import TfbertError
+
+
+def _narrow_attention(attention, kept_heads, config):
+    """Rebuilds one TFBertAttention (before it is built) for `kept_heads` heads."""
+    head_size = config.hidden_size // config.num_attention_heads
+    width = kept_heads * head_size
+    self_attention = attention.self_attention
+    self_attention.num_attention_heads = kept_heads
+    self_attention.all_head_size = width
+    for name in ("query", "key", "value"):
+        setattr(self_attention, name, tf_keras.layers.Dense(
+            width, kernel_initializer=get_initializer(config.initializer_range), name=name))
+    output = attention.dense_output
+
+    def build(layer, input_shape=None):
+        # TFBertSelfOutput.build assumes hidden_size inputs; a pruned layer gives it fewer.
+        if layer.built:
+            return
+        layer.built = True
+        with tf.name_scope(layer.dense.name):
+            layer.dense.build([None, None, width])
+        with tf.name_scope(layer.LayerNorm.name):
+            layer.LayerNorm.build([None, None, config.hidden_size])
+
+    output.build = types.MethodType(build, output)
 
 
 @tf_keras.saving.register_keras_serializable(package="tfbert")
 class BertBackbone(TFBertModel):
-    """transformers' `TFBertModel` with a round-tripping Keras config.
+    """transformers' `TFBertModel` with a round-tripping Keras config and pruned heads.
 
     Args:
-        config: transformers.BertConfig (or its dict). The architecture.
+        config: transformers.BertConfig (or its dict). The architecture; `config.pruned_heads`
+            ({layer: [heads]}) lists heads that are left out.
         **kwargs: Keras layer arguments (name, trainable, dtype).
     """
 
@@ -26,6 +63,9 @@ class BertBackbone(TFBertModel):
         if isinstance(config, dict):
             config = BertConfig.from_dict(config)
         super().__init__(config, *args, **kwargs)
+        for layer, heads in sorted((config.pruned_heads or {}).items()):
+            kept = config.num_attention_heads - len(set(heads))
+            _narrow_attention(self.bert.encoder.layer[int(layer)].attention, kept, config)
 
     def get_config(self):
         return {"name": self.name, "trainable": self.trainable, "dtype": self.dtype, "bert_config": self.config.to_dict()}
@@ -34,3 +74,63 @@ class BertBackbone(TFBertModel):
     def from_config(cls, config):
         config = copy.deepcopy(config)  # BertConfig.from_dict consumes keys of the dict it is given
         return cls(BertConfig.from_dict(config.pop("bert_config")), **config)
+
+
+def _validate_heads(heads, config):
+    layers, count = config.num_hidden_layers, config.num_attention_heads
+    already = {int(k): set(v) for k, v in (config.pruned_heads or {}).items()}
+    merged = {}
+    for layer, layer_heads in heads.items():
+        if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not 0 <= layer < layers:
+            raise TfbertError(f"layer {layer!r} does not exist: the model has layers 0 to {layers - 1}.")
+        layer_heads = set(int(h) for h in layer_heads)
+        bad = [h for h in layer_heads if not 0 <= h < count]
+        if bad:
+            raise TfbertError(f"head {bad[0]} of layer {layer} does not exist: layers have heads 0 to {count - 1}.")
+        if already.get(int(layer)):
+            raise TfbertError(f"layer {layer} is already pruned ({sorted(already[int(layer)])}); prune a model once.")
+        if len(layer_heads) >= count:
+            raise TfbertError(f"pruning all {count} heads of layer {layer} would leave it without attention; keep at least one.")
+        if layer_heads:
+            merged[int(layer)] = sorted(layer_heads)
+    return {**{k: sorted(v) for k, v in already.items()}, **merged}
+
+
+def pruned_backbone(bert, heads):
+    """A new BertBackbone without `heads` ({layer: [head indices]}), with the remaining weights of `bert`."""
+    config = BertConfig.from_dict(bert.config.to_dict())
+    config.pruned_heads = _validate_heads(heads, bert.config)
+    pruned = BertBackbone(config, name=bert.name)
+    dummy = tf.zeros([1, 2], tf.int32)
+    pruned(input_ids=dummy, attention_mask=tf.ones_like(dummy), token_type_ids=tf.zeros_like(dummy))
+    head_size = config.hidden_size // config.num_attention_heads
+
+    def kept_columns(layer):
+        dropped = set(heads.get(layer, []))
+        return np.concatenate([np.arange(h * head_size, (h + 1) * head_size)
+                               for h in range(config.num_attention_heads) if h not in dropped])
+
+    source = {_relative(w.name, bert.name): w for w in bert.weights}
+    for weight in pruned.weights:
+        name = _relative(weight.name, pruned.name)
+        value = source[name].numpy()
+        layer = _layer_index(name)
+        if layer is not None and layer in heads and heads[layer]:
+            columns = kept_columns(layer)
+            if "/attention/self/" in name:  # query, key, value: output columns per head
+                value = value[..., columns]
+            elif "/attention/output/dense/kernel" in name:  # rows per head
+                value = value[columns]
+        weight.assign(value)
+    return pruned
+
+
+def _relative(name, model_name):
+    return name.split(f"{model_name}/", 1)[-1]
+
+
+def _layer_index(name):
+    marker = "/layer_._"
+    if marker not in name:
+        return None
+    return int(name.split(marker, 1)[1].split("/", 1)[0])

@@ -83,8 +83,12 @@ def build_encoder(model=None, max_length=None, padding="longest", allow_pickle=F
     tokenizer = build_tokenizer(checkpoint, max_length, padding, **tokenizer_options)
     bert = load_bert_model(checkpoint, name=BERT_LAYER)
     # Wiring.
-    text = tf_keras.Input(shape=(), dtype=tf.string, name="text")
-    outputs = bert_outputs(bert, tokenizer(text))
-    encoder = tf_keras.Model(text, outputs, name="bert_encoder")
+    encoder = wire_encoder(tokenizer, bert)
     encoder.checkpoint_name = checkpoint.name
     return encoder
+
+
+def wire_encoder(tokenizer, bert):
+    """The functional encoder: a string input "text" -> tokenizer -> bert -> BERT's outputs."""
+    text = tf_keras.Input(shape=(), dtype=tf.string, name="text")
+    return tf_keras.Model(text, bert_outputs(bert, tokenizer(text)), name="bert_encoder")
