@@ -75,7 +75,11 @@ def finetuned(args, dev, out_dir):
 
 
 def batching_speed(args, train):
-    """Steps per second of fit on the same examples, batched three ways."""
+    """Steps per second of fit on the same examples, batched three ways.
+
+    The three set-ups are timed in turns, one epoch each per round, for `args.speed_rounds` rounds, so
+    that the shared machine's slow and fast moments fall on all three alike.
+    """
     import numpy as np
     import tensorflow as tf
 
@@ -86,26 +90,33 @@ def batching_speed(args, train):
     ids = np.asarray([labels.index(label) for label in train[1]], np.int32)
     count = args.speed_steps * 32
     texts = [train[0][:count]]
-    results = {}
+    setups = {}
     for name, padding, bucket in (("bucketed, pad to longest", "longest", True),
                                   ("random, pad to longest", "longest", False),
                                   ("random, pad to max_length", "max_length", False)):
         tf.keras.utils.set_random_seed(0)
         model = build_classifier(labels=labels, max_length=args.max_length, padding=padding)
-        model.compile(train_steps=args.speed_steps + 2)
-        lengths = data.token_lengths(model.get_layer("tokenizer"), texts)
+        model.compile(train_steps=args.speed_steps * (args.speed_rounds + 1))
+        tokenizer = model.get_layer("tokenizer")
+        lengths = data.token_lengths(tokenizer, texts)
         dataset = data.make_dataset(texts, ids[:count], 32, lengths if bucket else None, shuffle=True, seed=0)
         padded = 0
         for features, _ in dataset:  # tokens the model computes on, padding included
-            batch_lengths = data.token_lengths(model.get_layer("tokenizer"), [[t.decode() for t in features["text"].numpy()]])
+            batch_lengths = data.token_lengths(tokenizer, [[t.decode() for t in features["text"].numpy()]])
             padded += len(batch_lengths) * (args.max_length if padding == "max_length" else int(batch_lengths.max()))
         model.fit(dataset.take(2), epochs=1, verbose=0)  # tracing and first-step allocation
-        start = time.perf_counter()
-        model.fit(dataset, epochs=1, verbose=0)
-        seconds = time.perf_counter() - start
-        results[name] = {"steps": int(dataset.cardinality()), "seconds": round(seconds, 2),
-                         "steps_per_second": round(int(dataset.cardinality()) / seconds, 3),
-                         "tokens_with_padding": padded, "real_tokens": int(lengths.sum())}
+        setups[name] = {"model": model, "dataset": dataset, "seconds": 0.0, "padded": padded, "real": int(lengths.sum())}
+    for _ in range(args.speed_rounds):
+        for name, setup in setups.items():
+            start = time.perf_counter()
+            setup["model"].fit(setup["dataset"], epochs=1, verbose=0)
+            setup["seconds"] += time.perf_counter() - start
+    results = {}
+    for name, setup in setups.items():
+        steps = int(setup["dataset"].cardinality()) * args.speed_rounds
+        results[name] = {"steps": steps, "seconds": round(setup["seconds"], 2),
+                         "steps_per_second": round(steps / setup["seconds"], 3),
+                         "tokens_with_padding": setup["padded"], "real_tokens": setup["real"]}
         print(f"  {name}: {results[name]}", flush=True)
     base = results["random, pad to max_length"]["seconds"]
     for value in results.values():
@@ -120,6 +131,7 @@ def main():
     parser.add_argument("--learning-rate", type=float, default=5e-5)
     parser.add_argument("--pooling", default=None, help="classifier pooling (default: the checkpoint's)")
     parser.add_argument("--speed-steps", type=int, default=24, help="steps in each batching measurement")
+    parser.add_argument("--speed-rounds", type=int, default=2, help="timed epochs of each batching set-up, in turns")
     parser.add_argument("--skip-speed", action="store_true", help="skip the batching measurement")
     parser.add_argument("--skip-finetune", action="store_true", help="only the baseline and the batching speeds")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "finetune_debian.json"))
