@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import REPO, run_python, shared_file
+from conftest import REPO, shared_file
 from test_cli import assert_one_line_error, tfbert
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import SEED_SENTENCE, run_python, shared_file
+from conftest import SEED_SENTENCE, shared_file
 from tfbert.corpus import IS_NEXT, IS_RANDOM, sentence_pairs
 from tfbert.errors import TfbertError
 from tfbert.pretraining import IGNORE, build_pretrainer, mask_tokens
@@ -42,31 +42,42 @@ def test_masking_proportions_and_specials():
     assert (again != labels).any()  # drawn anew at every call
 
 
-def test_sentence_pairs_are_true_next_or_from_another_document(tmp_path):
+def test_sentence_pairs_are_true_continuations_or_from_another_document(tmp_path):
     rng = np.random.default_rng(5)
-    documents = [[f"document {d} sentence {i}" for i in range(rng.integers(1, 7))] for d in range(600)]
+    documents = [[f"document {d} sentence {i}." for i in range(rng.integers(1, 9))] for d in range(600)]
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n\n".join("\n".join(document) for document in documents) + "\n", encoding="utf-8")
+    budget = 70  # characters: two or three of these sentences
 
-    def where(sentence):
-        _, document, _, index = sentence.split()
-        return int(document), int(index)
+    def where(segment):
+        """[(document, index)] of the sentences of a segment."""
+        parts = [p.split() for p in segment.rstrip(".").split(". ")]
+        return [(int(p[1]), int(p[3])) for p in parts]
 
     pairs = [(where(f["text"].numpy().decode()), where(f["text_pair"].numpy().decode()), int(label))
-             for f, label in sentence_pairs(corpus, seed=3, random_buffer=500)]
-    assert len(pairs) == sum(len(d) - 1 for d in documents)  # one pair per sentence that has a successor
-    assert sorted(first for first, _, _ in pairs) == sorted((d, i) for d, doc in enumerate(documents) for i in range(len(doc) - 1))
+             for f, label in sentence_pairs(corpus, seed=3, random_buffer=100, segment_chars=budget)]
+    assert sorted(first[0][0] for first, _, _ in pairs) == [d for d, doc in enumerate(documents) if len(doc) >= 2]
     randoms = sum(label == IS_RANDOM for _, _, label in pairs)
-    assert 0.45 < randoms / len(pairs) < 0.55
-    for (document, index), (pair_document, pair_index), label in pairs:
+    assert 0.4 < randoms / len(pairs) < 0.6
+    for first, second, label in pairs:
+        for segment in (first, second):
+            assert len({d for d, _ in segment}) == 1  # one document...
+            assert [i for _, i in segment] == list(range(segment[0][1], segment[-1][1] + 1))  # ...consecutive sentences
+            assert len(segment) == 1 or sum(len(f"document {d} sentence {i}.") + 1 for d, i in segment) <= budget
+        document, end = first[-1]
         if label == IS_NEXT:
-            assert (pair_document, pair_index) == (document, index + 1)
+            assert second[0] == (document, end + 1)  # B starts right after A
         else:
-            assert pair_document != document
+            assert second[0][0] != document
+    lengths = {len(first) + len(second) for first, second, _ in pairs}
+    assert max(lengths) >= 4  # segments hold several sentences
 
-    train = {where(f["text"].numpy().decode())[0] for f, _ in sentence_pairs(corpus, "train", holdout_every=4)}
-    heldout = {where(f["text"].numpy().decode())[0] for f, _ in sentence_pairs(corpus, "heldout", holdout_every=4)}
+    def documents_of(split):
+        return {where(f["text"].numpy().decode())[0][0] for f, _ in sentence_pairs(corpus, split, holdout_every=4)}
+
+    train, heldout = documents_of("train"), documents_of("heldout")
     assert heldout and train and not (train & heldout)
+    assert all(d % 4 == 0 for d in heldout)
 
 
 def test_real_corpus_pairs(tmp_path):
@@ -101,22 +112,6 @@ def pretrain_command(corpus, out, *extra):
             "--verbose", "2", "--learning-rate", "1e-3", *extra]
 
 
-HIDDEN_STATES = r"""
-import json, sys
-import numpy as np
-import torch
-from transformers import BertForPreTraining, BertModel, BertTokenizer
-
-folder, texts = sys.argv[1], json.loads(sys.argv[2])
-tokenizer, model = BertTokenizer.from_pretrained(folder), BertModel.from_pretrained(folder).eval()
-BertForPreTraining.from_pretrained(folder)  # the heads load too
-batch = tokenizer(texts, padding=True, return_tensors="pt")
-with torch.no_grad():
-    hidden = model(**batch).last_hidden_state.numpy()
-print(json.dumps({"ids": batch["input_ids"].tolist(), "mask": batch["attention_mask"].tolist(), "hidden": hidden.tolist()}))
-"""
-
-
 def test_pretrain_cli_resumes_and_writes_a_hugging_face_checkpoint(tmp_path):
     lines = open(shared_file("data", "debian-descriptions.txt"), encoding="utf-8").read().split("\n")[:3000]
     corpus = tmp_path / "corpus.txt"
@@ -146,16 +141,20 @@ def test_pretrain_cli_resumes_and_writes_a_hugging_face_checkpoint(tmp_path):
     assert "held-out: " in resumed.stdout and resumed.stdout.strip().endswith(str(out))
 
     # transformers' PyTorch BertModel reads the folder; tfbert's encoder on it gives the same states.
+    import torch
+    from transformers import BertForPreTraining, BertModel, BertTokenizer
+
     from tfbert.encoder import build_encoder
 
     texts = [SEED_SENTENCE, "a debian package", ""]
-    result = run_python(HIDDEN_STATES, out, json.dumps(texts))
-    assert result.returncode == 0, result.stderr[-3000:]
-    reference = json.loads(result.stdout.strip().splitlines()[-1])
+    BertForPreTraining.from_pretrained(str(out))  # the heads load too
+    batch = BertTokenizer.from_pretrained(str(out))(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        reference = BertModel.from_pretrained(str(out)).eval()(**batch).last_hidden_state.numpy()
     outputs = build_encoder(str(out))(tf.constant(texts))
-    mask = np.array(reference["mask"], bool)
+    mask = batch["attention_mask"].numpy().astype(bool)
     ours = outputs["last_hidden_state"].numpy()[:, :mask.shape[1]]
-    difference = np.abs(np.where(mask[:, :, None], ours - np.array(reference["hidden"]), 0)).max()
+    difference = np.abs(np.where(mask[:, :, None], ours - reference, 0)).max()
     print(f"pre-trained checkpoint, tfbert vs PyTorch BertModel: max abs difference {difference:.3g}")
     assert difference <= 1e-4
 

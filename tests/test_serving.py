@@ -158,13 +158,13 @@ def test_warmup_covers_every_signature_and_replays(default_export, loaded_defaul
 
 def test_keep_prunes_older_versions(tmp_path, tiny_encoder):
     base = tmp_path / "tiny"
-    for _ in range(3):
+    for _ in range(2):
         export_saved_model(tiny_encoder, base, warmup=False)
-    assert existing_versions(base) == [1, 2, 3]
+    assert existing_versions(base) == [1, 2]
     latest = export_saved_model(tiny_encoder, base, keep=2, warmup=False)
-    assert latest == base / "4" and existing_versions(base) == [3, 4]
-    assert sorted(p.name for p in base.iterdir()) == ["3", "4"]
-    assert prune_versions(base, 1) == [3] and existing_versions(base) == [4]
+    assert latest == base / "3" and existing_versions(base) == [2, 3]
+    assert sorted(p.name for p in base.iterdir()) == ["2", "3"]
+    assert prune_versions(base, 1) == [2] and existing_versions(base) == [3]
 
 
 def test_models_config_lists_every_model(tmp_path, tiny_checkpoint):
@@ -211,8 +211,8 @@ export_saved_model(build_encoder(sys.argv[1]), sys.argv[2])
 """
 
 
-@pytest.mark.parametrize("kill_when", ["staging folder created", "saved_model.pb written"])
-def test_killed_export_leaves_no_version(tmp_path, tiny_checkpoint, tiny_encoder, kill_when):
+def test_killed_export_leaves_no_version(tmp_path, tiny_checkpoint, tiny_encoder):
+    """Killed half-way: after saved_model.pb, before the variables and the rename."""
     import sys
     import time
 
@@ -220,7 +220,7 @@ def test_killed_export_leaves_no_version(tmp_path, tiny_checkpoint, tiny_encoder
     env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
     process = subprocess.Popen([sys.executable, "-c", KILLED_EXPORT, str(tiny_checkpoint), str(base)], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    marker = "" if kill_when == "staging folder created" else "saved_model.pb"
+    marker = "saved_model.pb"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and process.poll() is None:
         staged = [p for p in base.glob(".tmp-*") if (p / marker).exists()] if base.is_dir() else []

@@ -1,12 +1,11 @@
 """prune_heads: equal to PyTorch BertModel with those heads masked (head_mask), smaller, exportable."""
 
-import json
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import SEED_SENTENCE, run_python
+from conftest import SEED_SENTENCE
 from tfbert.classifier import BertClassifier, build_classifier, load_classifier, save_classifier
 from tfbert.encoder import build_encoder
 from tfbert.errors import TfbertError

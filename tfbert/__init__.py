@@ -25,6 +25,7 @@ _EXPORTS = {
     "build_pretrainer": "tfbert.pretraining",
     "pretrain": "tfbert.pretrain",
     "prune_heads": "tfbert.surgery",
+    "add_tokens": "tfbert.surgery",
     "check_serving": "tfbert.serving",
     "export_saved_model": "tfbert.export",
     "prune_versions": "tfbert.export",

@@ -96,13 +96,44 @@ def _validate_heads(heads, config):
     return {**{k: sorted(v) for k, v in already.items()}, **merged}
 
 
+def build_bert(model):
+    """Creates the weights of a transformers BERT model (TFBertModel, TFBertForPreTraining...) with one tiny call."""
+    dummy = tf.zeros([1, 2], tf.int32)
+    model(input_ids=dummy, attention_mask=tf.ones_like(dummy), token_type_ids=tf.zeros_like(dummy))
+    return model
+
+
+def resized_copy(model, vocab_size):
+    """A copy of a built transformers BERT model (same class and config) with `vocab_size` token embeddings.
+
+    Kept rows are copied; new rows are the mean of the old embeddings (and, for vocabulary-sized
+    biases such as the MLM head's, the mean of the old biases), as transformers' `resize_token_embeddings`
+    with `mean_resizing` starts them, without its random spread: a new token starts as an average token.
+    """
+    old_size = model.config.vocab_size
+    if vocab_size < old_size:
+        raise TfbertError(f"cannot shrink the vocabulary from {old_size} to {vocab_size} tokens.")
+    config = type(model.config).from_dict(model.config.to_dict())
+    config.vocab_size = vocab_size
+    kwargs = {"name": model.name}
+    if isinstance(model, BertBackbone):
+        kwargs.update(trainable=model.trainable, dtype=model.dtype)
+    resized = build_bert(type(model)(config, **kwargs))
+    source = {_relative(w.name, model.name): w for w in model.weights}
+    for weight in resized.weights:
+        value = source[_relative(weight.name, resized.name)].numpy()
+        if value.shape != tuple(weight.shape) and value.shape[0] == old_size:
+            extra = np.repeat(value.mean(axis=0, keepdims=True), vocab_size - old_size, axis=0)
+            value = np.concatenate([value, extra.astype(value.dtype)], axis=0)
+        weight.assign(value)
+    return resized
+
+
 def pruned_backbone(bert, heads):
     """A new BertBackbone without `heads` ({layer: [head indices]}), with the remaining weights of `bert`."""
     config = BertConfig.from_dict(bert.config.to_dict())
     config.pruned_heads = _validate_heads(heads, bert.config)
-    pruned = BertBackbone(config, name=bert.name)
-    dummy = tf.zeros([1, 2], tf.int32)
-    pruned(input_ids=dummy, attention_mask=tf.ones_like(dummy), token_type_ids=tf.zeros_like(dummy))
+    pruned = build_bert(BertBackbone(config, name=bert.name))
     head_size = config.hidden_size // config.num_attention_heads
 
     def kept_columns(layer):

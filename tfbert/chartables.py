@@ -190,17 +190,19 @@ class CodePointTable:
 
 @dataclasses.dataclass(frozen=True)
 class BertCharTables:
-    """The three per-code-point stages of the reference's basic tokenizer.
+    """The four per-code-point stages of the reference's tokenizer.
 
-    clean: applied to the raw text of a segment: the pre-lower-casing `PreTrainedTokenizer.tokenize`
-        does char by char when do_lower_case, then `_clean_text` (drop control characters, NUL and
-        U+FFFD; whitespace to a space; other `str.isspace` characters, which survive cleaning and
-        later split words, to a space as well), then `_tokenize_chinese_chars`.
+    lower: the pre-lower-casing `PreTrainedTokenizer.tokenize` does char by char when do_lower_case,
+        outside special and added tokens, before added tokens are split off (identity otherwise).
+    clean: applied to the text of a segment without added tokens: `_clean_text` (drop control
+        characters, NUL and U+FFFD; whitespace to a space; other `str.isspace` characters, which
+        survive cleaning and later split words, to a space as well), then `_tokenize_chinese_chars`.
     normalize: applied to each word after NFC: `str.lower`, then `_run_strip_accents`, as configured.
     split: the class of each character of a normalized word for `_run_split_on_punc` and the final
         whitespace split.
     """
 
+    lower: CodePointTable
     clean: CodePointTable
     normalize: CodePointTable
     split: CodePointTable
@@ -213,19 +215,17 @@ class BertCharTables:
 def bert_char_tables(do_lower_case, strip_accents_mode, tokenize_chinese_chars):
     """Tabulates the reference's rules for one configuration (cached: it takes a few seconds)."""
 
-    def clean(char):
-        pre = char.lower() if do_lower_case else char
-        out = []
-        for c in pre:
-            if c == "\x00" or c == "\ufffd" or is_control(c):
-                continue
-            if is_whitespace(c) or c.isspace():
-                out.append(" ")
-            elif tokenize_chinese_chars and is_chinese_char(ord(c)):
-                out.append(f" {c} ")
-            else:
-                out.append(c)
-        return "".join(out)
+    def lower(char):
+        return char.lower() if do_lower_case else char
+
+    def clean(c):
+        if c == "\x00" or c == "\ufffd" or is_control(c):
+            return ""
+        if is_whitespace(c) or c.isspace():
+            return " "
+        if tokenize_chinese_chars and is_chinese_char(ord(c)):
+            return f" {c} "
+        return c
 
     def normalize(char):
         if do_lower_case:
@@ -239,6 +239,7 @@ def bert_char_tables(do_lower_case, strip_accents_mode, tokenize_chinese_chars):
         return PUNCTUATION if is_punctuation(char) else WORD_CHAR
 
     return BertCharTables(
+        lower=CodePointTable.from_function(lower),
         clean=CodePointTable.from_function(clean),
         normalize=CodePointTable.from_function(normalize),
         split=CodePointTable.from_function(split),

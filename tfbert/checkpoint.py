@@ -227,6 +227,79 @@ def _tokenizer_options(folder, vocab):
     return options
 
 
+ADDED_TOKENS_FILE = "added_tokens.json"
+
+
+def write_vocabulary(lines):
+    """Writes a vocabulary to the cache as `vocabularies/<content hash>/vocab.txt`; returns the path.
+
+    Named vocab.txt because a SavedModel names its asset after the file.
+    """
+    data = "".join(line + "\n" for line in lines).encode("utf-8")
+    folder = cache_dir() / "vocabularies" / hashlib.sha256(data).hexdigest()[:32]
+    path = folder / VOCAB_FILE
+    if not path.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    return path
+
+
+def _added_tokens(folder, vocab, options):
+    """The tokens added to a Hugging Face tokenizer, from tokenizer_config.json's `added_tokens_decoder`
+    (transformers >= 4.34) or `added_tokens.json`, in the order transformers reads them back.
+
+    Returns:
+        list of {"content", "id", "special"}, without BERT's five special tokens.
+
+    Raises:
+        TfbertError: an added token with options tfbert does not reproduce (lstrip, rstrip,
+            single_word, or normalization other than transformers' default).
+    """
+    config_path = folder / TOKENIZER_CONFIG_FILE
+    decoder = _read_json(config_path).get("added_tokens_decoder") if config_path.is_file() else None
+    entries = []
+    if isinstance(decoder, dict):
+        for token_id, token in decoder.items():
+            if not isinstance(token, dict) or "content" not in token:
+                raise TfbertError(f"{config_path}: added_tokens_decoder[{token_id!r}] is not an AddedToken dict.")
+            special = bool(token.get("special", False))
+            options_used = [k for k in ("lstrip", "rstrip", "single_word") if token.get(k)]
+            if not special and token.get("normalized", True) is False:
+                options_used.append("normalized=False")
+            entries.append((int(token_id), token["content"], special, options_used))
+    elif (folder / ADDED_TOKENS_FILE).is_file():
+        added = _read_json(folder / ADDED_TOKENS_FILE)
+        entries = sorted((int(i), content, False, []) for content, i in added.items())
+    standard = {options[key] for key in DEFAULT_SPECIAL_TOKENS}
+    result = []
+    for token_id, content, special, options_used in entries:
+        if content in standard and token_id < len(vocab) and vocab[token_id] == content:
+            continue  # BERT's own special tokens
+        if options_used:
+            raise TfbertError(
+                f"{folder}: the added token {content!r} uses {', '.join(options_used)}; tfbert reproduces added "
+                "tokens as transformers' add_tokens makes them (no lstrip, rstrip or single_word; normal tokens normalized)."
+            )
+        result.append({"content": content, "id": token_id, "special": special})
+    return result
+
+
+def _extended_vocabulary(folder, vocab, added):
+    """The vocabulary with the added tokens beyond it as extra lines: (path, base size)."""
+    if not added:
+        return folder / VOCAB_FILE, len(vocab)
+    new = sorted((a["id"], a["content"]) for a in added if a["id"] >= len(vocab))
+    expected = list(range(len(vocab), len(vocab) + len(new)))
+    if [i for i, _ in new] != expected:
+        raise TfbertError(f"{folder}: the added tokens' ids {[i for i, _ in new]} do not follow the {len(vocab)} "
+                          "tokens of vocab.txt without gaps.")
+    return write_vocabulary(vocab + [content for _, content in new]), len(vocab)
+
+
 def load_checkpoint(model=None, allow_pickle=False, cache=None):
     """Resolves `model` and checks its files and config before any weight is read.
 
@@ -254,10 +327,16 @@ def load_checkpoint(model=None, allow_pickle=False, cache=None):
         )
     config = BertConfig.from_dict(raw_config)
     vocab = read_vocabulary(folder / VOCAB_FILE)
-    if len(vocab) != config.vocab_size:
+    options = _tokenizer_options(folder, vocab)
+    added = _added_tokens(folder, vocab, options)
+    vocab_file, base_size = _extended_vocabulary(folder, vocab, added)
+    if added:
+        options.update(added_tokens=added, base_vocabulary_size=base_size)
+    tokens = len(vocab) + sum(1 for a in added if a["id"] >= len(vocab))
+    if tokens != config.vocab_size:
         raise TfbertError(
-            f"{folder / VOCAB_FILE} has {len(vocab)} tokens but {CONFIG_FILE} says vocab_size={config.vocab_size}; "
-            "the vocabulary does not belong to these weights."
+            f"{folder / VOCAB_FILE} has {tokens} tokens" + (f" ({len(vocab)} and {tokens - len(vocab)} added)" if tokens > len(vocab) else "")
+            + f" but {CONFIG_FILE} says vocab_size={config.vocab_size}; the vocabulary does not belong to these weights."
         )
     weights = next((folder / f for f in WEIGHT_FILES if (folder / f).is_file()), None)
     if weights is None:
@@ -268,7 +347,7 @@ def load_checkpoint(model=None, allow_pickle=False, cache=None):
             "by default. Convert it to model.safetensors, or opt in with --allow-pickle / allow_pickle=True "
             "(read with torch.load(weights_only=True); needs torch)."
         )
-    return Checkpoint(name, folder, config, folder / VOCAB_FILE, _tokenizer_options(folder, vocab), weights)
+    return Checkpoint(name, folder, config, vocab_file, options, weights)
 
 
 def _read_state_dict(weights_file):
@@ -298,10 +377,9 @@ def load_bert_model(checkpoint, name="bert"):
     Raises:
         TfbertError: the weights file is corrupt, or lacks weights the encoder needs.
     """
-    import tensorflow as tf
     from transformers.modeling_tf_pytorch_utils import load_pytorch_state_dict_in_tf2_model
 
-    from tfbert.backbone import BertBackbone
+    from tfbert.backbone import BertBackbone, build_bert
 
     if checkpoint.weights_file.name == H5_FILE:
         try:
@@ -309,9 +387,7 @@ def load_bert_model(checkpoint, name="bert"):
         except (OSError, ValueError) as e:
             raise TfbertError(f"the weights file {checkpoint.weights_file} is corrupt or truncated ({e}).") from e
     state_dict = _read_state_dict(checkpoint.weights_file)
-    model = BertBackbone(checkpoint.config, name=name)
-    dummy = tf.zeros([1, 2], tf.int32)
-    model(input_ids=dummy, attention_mask=tf.ones_like(dummy), token_type_ids=tf.zeros_like(dummy))
+    model = build_bert(BertBackbone(checkpoint.config, name=name))
     try:
         _, info = load_pytorch_state_dict_in_tf2_model(
             model, state_dict, allow_missing_keys=True, output_loading_info=True, skip_logger_warnings=True

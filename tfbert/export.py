@@ -42,6 +42,7 @@ class _EncoderModule(tf.Module):
         self._layers = types.SimpleNamespace(tokenizer=tokenizer, bert=bert)
         self.vocab_asset = tokenizer._vocab_asset
         self.vocab_table = tokenizer._vocab_table
+        self.token_tables = tokenizer.lookup_tables[1:]
         self.bert_variables = list(bert.variables)
 
     def _encode(self, tokens):
@@ -99,6 +100,7 @@ class _ClassifierModule(tf.Module):
                                              task=head.task, text_pair=len(model.inputs) == 2)
         self.vocab_asset = tokenizer._vocab_asset
         self.vocab_table = tokenizer._vocab_table
+        self.token_tables = tokenizer.lookup_tables[1:]
         self.model_variables = list(model.variables)
         self._label_names = tf.constant(self.labels or [""], tf.string)
         if self.text_pair:

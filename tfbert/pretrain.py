@@ -110,8 +110,10 @@ def pretrain(corpus, out, model=None, config=None, steps=1000, batch_size=32, ma
     pretrainer = build_pretrainer(model=model, config=config, max_length=max_length, allow_pickle=allow_pickle)
     rounds = math.ceil(steps / checkpoint_every)
     pretrainer.compile(optimizer=create_optimizer(rounds * checkpoint_every, learning_rate=learning_rate))
-    train = pretraining_batches(sentence_pairs(corpus, "train", holdout_every, seed=seed), pretrainer.tokenizer,
-                                batch_size=batch_size, seed=seed)
+    # About 4 characters a token of English: two segments of 2 * max_length characters fill max_length.
+    segment_chars = 2 * max_length
+    train = pretraining_batches(sentence_pairs(corpus, "train", holdout_every, seed=seed, segment_chars=segment_chars),
+                                pretrainer.tokenizer, batch_size=batch_size, seed=seed)
     # Keras' BackupAndRestore needs a built model: one call on a dummy pair builds the subclassed model.
     pretrainer({"text": tf.constant(["a"]), "text_pair": tf.constant(["b"])})
     if not state_dir.exists():
@@ -124,7 +126,8 @@ def pretrain(corpus, out, model=None, config=None, steps=1000, batch_size=32, ma
     heldout = {}
     shutil.rmtree(state_dir / "backup", ignore_errors=True)
     if eval_steps:
-        batches = pretraining_batches(sentence_pairs(corpus, "heldout", holdout_every, seed=seed + 7),
+        batches = pretraining_batches(sentence_pairs(corpus, "heldout", holdout_every, seed=seed + 7,
+                                                     segment_chars=segment_chars),
                                       pretrainer.tokenizer, batch_size=batch_size, seed=seed + 7)
         heldout = {k: float(v) for k, v in pretrainer.evaluate(batches, steps=eval_steps, verbose=0, return_dict=True).items()}
     finished.write_text(json.dumps({"history": progress.history, "heldout": heldout}, indent=1))

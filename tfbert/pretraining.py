@@ -12,16 +12,16 @@ import json
 import logging
 import os
 import pathlib
-import shutil
 
 import numpy as np
 import tensorflow as tf
 import tf_keras
 
+from tfbert.backbone import build_bert
 from tfbert.checkpoint import load_checkpoint
 from tfbert.encoder import TOKENIZER_LAYER, build_tokenizer
 from tfbert.errors import TfbertError
-from tfbert.tokenizer import DEFAULT_SPECIAL_TOKENS, BertTokenizerLayer
+from tfbert.tokenizer import DEFAULT_SPECIAL_TOKENS, BertTokenizerLayer, read_vocabulary
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +77,8 @@ class BertPretrainer(tf_keras.Model):
     def __init__(self, tokenizer, model, mask_rate=0.15, **kwargs):
         super().__init__(**kwargs)
         self.tokenizer, self.model, self.mask_rate = tokenizer, model, mask_rate
-        specials = sorted({tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id, tokenizer.mask_id, tokenizer.unk_id})
+        # Never masked: BERT's special tokens and special added tokens (added normal tokens are text).
+        specials = sorted({tokenizer.pad_id, *tokenizer._special_ids})
         self._special_ids = tf.constant(specials, tf.int32)
         self._loss_trackers = {name: tf_keras.metrics.Mean(name=name) for name in ("loss", "mlm_loss", "nsp_loss")}
         self._mlm_accuracy = tf_keras.metrics.SparseCategoricalAccuracy(name="mlm_accuracy")
@@ -191,17 +192,12 @@ def build_pretrainer(model=None, config=None, vocabulary=None, max_length=128, m
         bert_config = _bert_config(config, vocab_size)
         tokenizer = BertTokenizerLayer(vocabulary, max_length=max_length, name=TOKENIZER_LAYER, **tokenizer_options)
         bert = TFBertForPreTraining(bert_config, name="bert_for_pretraining")
-        _build(bert)
+        build_bert(bert)
     else:
         checkpoint = load_checkpoint(model, allow_pickle=allow_pickle)
         tokenizer = build_tokenizer(checkpoint, max_length, "longest", **tokenizer_options)
         bert = _load_pretraining_model(checkpoint)
     return BertPretrainer(tokenizer, bert, mask_rate=mask_rate, name="bert_pretrainer")
-
-
-def _build(bert):
-    dummy = tf.zeros([1, 2], tf.int32)
-    bert(input_ids=dummy, attention_mask=tf.ones_like(dummy), token_type_ids=tf.zeros_like(dummy))
 
 
 def _load_pretraining_model(checkpoint):
@@ -213,7 +209,7 @@ def _load_pretraining_model(checkpoint):
     if checkpoint.weights_file.name == H5_FILE:
         return TFBertForPreTraining.from_pretrained(str(checkpoint.folder), config=checkpoint.config)
     bert = TFBertForPreTraining(checkpoint.config, name="bert_for_pretraining")
-    _build(bert)
+    build_bert(bert)
     _, info = load_pytorch_state_dict_in_tf2_model(bert, _read_state_dict(checkpoint.weights_file),
                                                    allow_missing_keys=True, output_loading_info=True,
                                                    skip_logger_warnings=True)
@@ -250,12 +246,26 @@ def save_pretrained(pretrainer, folder):
     config = pretrainer.model.config
     config.architectures = ["BertForPreTraining"]
     config.to_json_file(str(folder / "config.json"))
-    shutil.copyfile(pretrainer.tokenizer.vocabulary, folder / "vocab.txt")
-    tokenizer_config = {"do_lower_case": pretrainer.tokenizer.do_lower_case, "tokenize_chinese_chars":
-                        pretrainer.tokenizer.tokenize_chinese_chars, "strip_accents": pretrainer.tokenizer.strip_accents,
-                        "model_max_length": pretrainer.tokenizer.max_length, "tokenizer_class": "BertTokenizer",
-                        **{key: getattr(pretrainer.tokenizer, key) for key in DEFAULT_SPECIAL_TOKENS}}
+    tokenizer = pretrainer.tokenizer
+    vocabulary = read_vocabulary(tokenizer.vocabulary)
+    # transformers' layout: vocab.txt holds the WordPiece tokens, added tokens go to added_tokens.json
+    # and tokenizer_config.json's added_tokens_decoder, so BertTokenizer.from_pretrained reads them back.
+    (folder / "vocab.txt").write_text("".join(t + "\n" for t in vocabulary[:tokenizer.base_vocabulary_size]), encoding="utf-8")
+    decoder = {tokenizer.unk_id: tokenizer.unk_token, tokenizer.sep_id: tokenizer.sep_token,
+               tokenizer.pad_id: tokenizer.pad_token, tokenizer.cls_id: tokenizer.cls_token,
+               tokenizer.mask_id: tokenizer.mask_token}
+    decoder = {i: {"content": t, "special": True} for i, t in decoder.items()}
+    decoder.update({a["id"]: {"content": a["content"], "special": a["special"]} for a in tokenizer.added_tokens})
+    tokenizer_config = {"do_lower_case": tokenizer.do_lower_case, "tokenize_chinese_chars": tokenizer.tokenize_chinese_chars,
+                        "strip_accents": tokenizer.strip_accents, "model_max_length": tokenizer.max_length,
+                        "tokenizer_class": "BertTokenizer", **{key: getattr(tokenizer, key) for key in DEFAULT_SPECIAL_TOKENS},
+                        "additional_special_tokens": [a["content"] for a in tokenizer.added_tokens if a["special"]],
+                        "added_tokens_decoder": {str(i): {**d, "lstrip": False, "rstrip": False, "single_word": False,
+                                                          "normalized": not d["special"]} for i, d in sorted(decoder.items())}}
     (folder / "tokenizer_config.json").write_text(json.dumps(tokenizer_config, indent=1), encoding="utf-8")
+    new_tokens = {a["content"]: a["id"] for a in tokenizer.added_tokens if a["id"] >= tokenizer.base_vocabulary_size}
+    if new_tokens:
+        (folder / "added_tokens.json").write_text(json.dumps(new_tokens, indent=1), encoding="utf-8")
     save_file(pytorch_state_dict(pretrainer.model), str(folder / "model.safetensors"), metadata={"format": "pt"})
     os.chmod(folder / "model.safetensors", 0o644)  # safetensors writes 0600; the folder is for sharing
     return folder

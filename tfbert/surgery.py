@@ -1,14 +1,118 @@
-"""Model surgery: pruning attention heads.
+"""Model surgery: adding tokens to the vocabulary, pruning attention heads.
+
+`add_tokens` is transformers' `tokenizer.add_tokens(...)` followed by
+`model.resize_token_embeddings(len(tokenizer))`, on a model whose tokenizer is in the graph.
 
 transformers' TensorFlow BERT raises NotImplementedError for `prune_heads` (and for `head_mask`);
 `prune_heads` here removes the heads' weights, as PyTorch's `BertModel.prune_heads` does, so the
 pruned model is smaller and faster, and it equals the unpruned model run with those heads masked.
 """
 
-from tfbert.backbone import pruned_backbone
+import logging
+
+from tfbert.backbone import pruned_backbone, resized_copy
+from tfbert.checkpoint import write_vocabulary
 from tfbert.classifier import HEAD_LAYER, ClassifierHead, _wire
 from tfbert.encoder import BERT_LAYER, TOKENIZER_LAYER, wire_encoder
 from tfbert.errors import TfbertError
+from tfbert.tokenizer import BertTokenizerLayer, read_vocabulary
+
+logger = logging.getLogger(__name__)
+
+
+def _new_added_tokens(tokenizer, tokens, special_tokens):
+    """transformers' `PreTrainedTokenizer._add_tokens` on a tokenizer layer's state.
+
+    Returns:
+        (added token entries after the call, the vocabulary's new lines).
+    """
+    if isinstance(tokens, str):
+        tokens = [tokens]
+    vocabulary = read_vocabulary(tokenizer.vocabulary)
+    current = {token: i for i, token in enumerate(vocabulary[:tokenizer.base_vocabulary_size])}
+    added = [dict(a) for a in tokenizer.added_tokens]
+    current.update({a["content"]: a["id"] for a in added})
+    known = set(tokenizer.special_tokens) | {a["content"] for a in added}
+    new_lines = []
+    for token in tokens:
+        if not isinstance(token, str):
+            raise TfbertError(f"tokens must be strings; received {token!r} ({type(token).__name__}).")
+        if token == "" or token in known:
+            continue
+        if any(c in token for c in "\n\r\x00\ufffd"):
+            raise TfbertError(f"token {token!r} contains a line break, NUL or U+FFFD; a vocabulary line cannot hold it.")
+        special = bool(special_tokens) or token in tokenizer.special_tokens
+        # Normal added tokens are matched in the lower-cased text, so they are lower-cased too.
+        content = token.lower() if not special and tokenizer.do_lower_case else token
+        if content in known:
+            continue
+        if content not in current:
+            current[content] = len(vocabulary) + len(new_lines)
+            new_lines.append(content)
+        added.append({"content": content, "id": current[content], "special": special})
+        known.add(content)
+    return added, vocabulary + new_lines
+
+
+def _with_added_tokens(tokenizer, tokens, special_tokens):
+    added, lines = _new_added_tokens(tokenizer, tokens, special_tokens)
+    if added == [dict(a) for a in tokenizer.added_tokens]:
+        return tokenizer, 0
+    config = tokenizer.get_config()
+    config.update(vocabulary=str(write_vocabulary(lines)), added_tokens=added,
+                  base_vocabulary_size=tokenizer.base_vocabulary_size)
+    return BertTokenizerLayer.from_config(config), len(lines) - tokenizer.vocabulary_size
+
+
+def add_tokens(model, tokens, special_tokens=False):
+    """A copy of an encoder, classifier or pre-trainer with tokens added to its vocabulary.
+
+    transformers' `tokenizer.add_tokens(tokens, special_tokens)` then
+    `model.resize_token_embeddings(len(tokenizer))`: the tokenizer layer keeps every added token
+    whole wherever it occurs in the text (also inside words, as the reference's trie does), ids
+    and outputs of text without them stay the same, and the new token embeddings start as the mean
+    of the existing ones.
+
+    Args:
+        model: tf_keras.Model from `build_encoder`, `build_classifier` or `build_pretrainer`.
+        tokens: str or list of str. With do_lower_case they are lower-cased (unless special).
+            Tokens already added are skipped; tokens already in the vocabulary keep their id but
+            are no longer split.
+        special_tokens: bool. Add them as special tokens: not lower-cased, never masked in pre-training.
+            Defaults to False.
+
+    Returns:
+        A new model of the same kind; the original is unchanged. The vocabulary, extended with
+        the new tokens as its last lines, is written to the cache (`tfbert.checkpoint.cache_dir()`)
+        and becomes the export's vocabulary asset; `save_classifier` copies it.
+    """
+    from tfbert.pretraining import BertPretrainer
+
+    if isinstance(model, BertPretrainer):
+        tokenizer, count = _with_added_tokens(model.tokenizer, tokens, special_tokens)
+        bert = resized_copy(model.model, tokenizer.vocabulary_size)
+        logger.info("added %d new tokens (vocabulary: %d tokens)", count, tokenizer.vocabulary_size)
+        return BertPretrainer(tokenizer, bert, mask_rate=model.mask_rate, name=model.name)
+    names = {layer.name for layer in getattr(model, "layers", [])}
+    if not {TOKENIZER_LAYER, BERT_LAYER} <= names:
+        raise TfbertError("add_tokens needs a model from tfbert.build_encoder, build_classifier or build_pretrainer.")
+    tokenizer, count = _with_added_tokens(model.get_layer(TOKENIZER_LAYER), tokens, special_tokens)
+    bert = resized_copy(model.get_layer(BERT_LAYER), tokenizer.vocabulary_size)
+    logger.info("added %d new tokens (vocabulary: %d tokens)", count, tokenizer.vocabulary_size)
+    return _rewire(model, tokenizer, bert)
+
+
+def _rewire(model, tokenizer, bert):
+    """The encoder or classifier `model` rebuilt around a new tokenizer layer and backbone."""
+    if HEAD_LAYER in {layer.name for layer in model.layers}:
+        head = model.get_layer(HEAD_LAYER)
+        copy = ClassifierHead.from_config(head.get_config())
+        rebuilt = _wire(tokenizer, bert, copy, text_pair=len(model.inputs) == 2, name=model.name)
+        copy.set_weights(head.get_weights())
+    else:
+        rebuilt = wire_encoder(tokenizer, bert)
+    rebuilt.checkpoint_name = getattr(model, "checkpoint_name", None)
+    return rebuilt
 
 
 def prune_heads(model, heads):
@@ -31,14 +135,4 @@ def prune_heads(model, heads):
         raise TfbertError("prune_heads needs a model from tfbert.build_encoder or tfbert.build_classifier.")
     if not isinstance(heads, dict):
         raise TfbertError(f"heads must be a dict of layer to head indices, e.g. {{0: [1, 3]}}; received {heads!r}.")
-    tokenizer = model.get_layer(TOKENIZER_LAYER)
-    bert = pruned_backbone(model.get_layer(BERT_LAYER), heads)
-    if HEAD_LAYER in names:
-        head = model.get_layer(HEAD_LAYER)
-        copy = ClassifierHead.from_config(head.get_config())
-        pruned = _wire(tokenizer, bert, copy, text_pair=len(model.inputs) == 2, name=model.name)
-        copy.set_weights(head.get_weights())
-    else:
-        pruned = wire_encoder(tokenizer, bert)
-    pruned.checkpoint_name = getattr(model, "checkpoint_name", None)
-    return pruned
+    return _rewire(model, model.get_layer(TOKENIZER_LAYER), pruned_backbone(model.get_layer(BERT_LAYER), heads))

@@ -3,9 +3,9 @@
 The steps follow the reference (`PreTrainedTokenizer.tokenize`, `BasicTokenizer`, `WordpieceTokenizer`,
 `truncate_sequences`, `pad`), each a small in-graph function:
 
-    sanitize UTF-8 -> split off special tokens -> clean (+ pre-lower, CJK padding) -> NFC
-    -> whitespace words -> normalize words (lower, strip accents) -> split on punctuation
-    -> WordPiece -> truncate (longest_first) -> [CLS] a [SEP] (b [SEP]) -> pad
+    sanitize UTF-8 -> pre-lower outside special and added tokens -> split off special and added
+    tokens -> clean (CJK padding) -> NFC -> whitespace words -> normalize words (lower, strip accents)
+    -> split on punctuation -> WordPiece -> truncate (longest_first) -> [CLS] a [SEP] (b [SEP]) -> pad
 
 The per-character rules come from tables computed with the running Python (`tfbert.chartables`);
 tensorflow-text supplies NFC normalization and WordPiece. Its `BertTokenizer`/`FastBertNormalize`
@@ -71,6 +71,59 @@ def read_vocabulary(path):
             )
         seen[token] = line
     return tokens
+
+
+def check_added_tokens(added_tokens, vocabulary_tokens, base_vocabulary_size, path="the vocabulary"):
+    """Validates a tokenizer's added tokens against its (extended) vocabulary; returns them normalized.
+
+    Args:
+        added_tokens: list of {"content": str, "id": int, "special": bool}, in the order they were
+            added (transformers' `added_tokens_decoder`, without the five BERT special tokens).
+        vocabulary_tokens: list of str. The vocabulary file's lines.
+        base_vocabulary_size: int. The lines WordPiece uses; the lines after it are added tokens.
+
+    Raises:
+        TfbertError: naming the entry that is malformed or disagrees with the vocabulary.
+    """
+    checked, seen = [], set()
+    for entry in added_tokens or []:
+        if not isinstance(entry, dict) or set(entry) - {"content", "id", "special"} or "content" not in entry or "id" not in entry:
+            raise TfbertError(f"each added token must be a dict with 'content', 'id' and 'special'; received {entry!r}.")
+        content, token_id, special = entry["content"], entry["id"], bool(entry.get("special", False))
+        if not isinstance(content, str) or not content or any(c in content for c in "\n\r\x00\ufffd"):
+            raise TfbertError(f"added token {content!r} must be a non-empty string without line breaks, NUL or U+FFFD.")
+        if content in seen:
+            raise TfbertError(f"added token {content!r} is listed twice.")
+        if isinstance(token_id, bool) or not isinstance(token_id, int) or not 0 <= token_id < len(vocabulary_tokens):
+            raise TfbertError(f"added token {content!r} has id {token_id!r}, outside {path} (0 to {len(vocabulary_tokens) - 1}).")
+        if vocabulary_tokens[token_id] != content:
+            raise TfbertError(f"added token {content!r} has id {token_id}, but line {token_id + 1} of {path} is "
+                              f"{vocabulary_tokens[token_id]!r}.")
+        seen.add(content)
+        checked.append({"content": content, "id": token_id, "special": special})
+    if isinstance(base_vocabulary_size, bool) or not isinstance(base_vocabulary_size, int) or not (
+            1 <= base_vocabulary_size <= len(vocabulary_tokens)):
+        raise TfbertError(f"base_vocabulary_size must be between 1 and {len(vocabulary_tokens)} (the lines of {path}); "
+                          f"received {base_vocabulary_size!r}.")
+    listed = {entry["id"] for entry in checked}
+    unlisted = [i for i in range(base_vocabulary_size, len(vocabulary_tokens)) if i not in listed]
+    if unlisted:
+        raise TfbertError(f"line {unlisted[0] + 1} of {path} ({vocabulary_tokens[unlisted[0]]!r}) comes after the "
+                          f"{base_vocabulary_size} WordPiece tokens but is not an added token.")
+    return checked
+
+
+def _alternation(tokens):
+    return "|".join(re.escape(t) for t in tokens)
+
+
+def _string_table(keys, values):
+    """A constant string -> int32 lookup table, -1 for other strings."""
+    with tf.init_scope():
+        return tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(tf.constant(keys, tf.string), tf.constant(values, tf.int32)),
+            default_value=-1,
+        )
 
 
 def _sanitize_utf8(text):
@@ -151,6 +204,12 @@ class BertTokenizerLayer(tf_keras.layers.Layer):
         max_input_chars_per_word: int. Longer words become the unknown token. Defaults to 100.
         unk_token, sep_token, pad_token, cls_token, mask_token: str. Special tokens; each must be in
             the vocabulary. Literal occurrences in the text become their ids, as in the reference.
+        added_tokens: list of {"content", "id", "special"}: tokens added to the reference with
+            `add_tokens` (see `tfbert.add_tokens`), in the order added. They are kept whole wherever
+            they occur in the (pre-lower-cased) text, as the reference's trie does; special ones are
+            also kept from lower-casing. Their ids are lines of `vocabulary`. Defaults to none.
+        base_vocabulary_size: int. The first lines of `vocabulary` WordPiece uses (the reference's
+            `vocab.txt`); the lines after it are added tokens. Defaults to all lines.
 
     Call args:
         inputs: string tensor [batch] (or [batch, 1]), or a tuple (text, text_pair) of two such tensors.
@@ -177,6 +236,8 @@ class BertTokenizerLayer(tf_keras.layers.Layer):
         pad_token=DEFAULT_SPECIAL_TOKENS["pad_token"],
         cls_token=DEFAULT_SPECIAL_TOKENS["cls_token"],
         mask_token=DEFAULT_SPECIAL_TOKENS["mask_token"],
+        added_tokens=None,
+        base_vocabulary_size=None,
         **kwargs,
     ):
         kwargs.setdefault("trainable", False)
@@ -196,11 +257,13 @@ class BertTokenizerLayer(tf_keras.layers.Layer):
         self.mask_token = mask_token
         self._validate_arguments()
 
-        # Vocabulary and special tokens.
+        # Vocabulary, special and added tokens.
         tokens = read_vocabulary(self.vocabulary)
         self.vocabulary_size = len(tokens)
-        index = {token: i for i, token in enumerate(tokens)}
-        missing = [t for t in self.special_tokens if t not in index]
+        self.base_vocabulary_size = len(tokens) if base_vocabulary_size is None else base_vocabulary_size
+        self.added_tokens = check_added_tokens(added_tokens, tokens, self.base_vocabulary_size, self.vocabulary)
+        index = {token: i for i, token in enumerate(tokens[:self.base_vocabulary_size])}
+        missing = [t for t in (unk_token, sep_token, pad_token, cls_token, mask_token) if t not in index]
         if missing:
             raise TfbertError(
                 f"the special token(s) {missing} are not in the vocabulary {self.vocabulary}; "
@@ -209,7 +272,26 @@ class BertTokenizerLayer(tf_keras.layers.Layer):
         self.unk_id, self.sep_id, self.pad_id, self.cls_id, self.mask_id = (
             index[t] for t in (unk_token, sep_token, pad_token, cls_token, mask_token)
         )
-        self._special_ids = [index[t] for t in self.special_tokens]
+        no_split = {t: index[t] for t in self.special_tokens if t in index}
+        no_split.update({a["content"]: a["id"] for a in self.added_tokens})
+        self._special_ids = [no_split[t] for t in self.special_tokens]
+        # The reference's `tokenize`: lower-case the text except where a special token, then an added
+        # (normalized) token matches, leftmost first in that order (its `re.sub`); then split off every
+        # special and added token, leftmost and longest first (its trie), in the lower-cased text.
+        keep_case = self.special_tokens + [a["content"] for a in self.added_tokens if not a["special"]]
+        self._keep_case_pattern = _alternation(keep_case)
+        self._keep_case_table = _string_table(keep_case, list(range(len(keep_case))))
+        by_length = sorted(no_split, key=len, reverse=True)
+        self._no_split_pattern = _alternation(by_length)
+        self._no_split_table = _string_table(by_length, [no_split[t] for t in by_length])
+        # Words equal to a special token after cleaning are not lower-cased or split (`never_split`).
+        self._never_split_table = _string_table(self.special_tokens, self._special_ids)
+        # A shortcut, exact when there are no added tokens, every special token has an ASCII capital
+        # (which no character lower-cases to, so lower-casing can neither make nor break a match) and
+        # none is inside another: split special tokens off the text first, lower-case the rest after.
+        self._split_before_lowering = not self.added_tokens and all(
+            any("A" <= c <= "Z" for c in t) and not any(t != u and t in u for u in self.special_tokens)
+            for t in self.special_tokens)
 
         # Layers: the vocabulary asset and its lookup table, the character tables, WordPiece.
         self._vocab_asset = tf.saved_model.Asset(self.vocabulary)
@@ -220,6 +302,10 @@ class BertTokenizerLayer(tf_keras.layers.Layer):
                 key_index=tf.lookup.TextFileIndex.WHOLE_LINE,
                 value_dtype=tf.int64,
                 value_index=tf.lookup.TextFileIndex.LINE_NUMBER,
+                # WordPiece knows the base vocabulary only, as the reference's `WordpieceTokenizer`:
+                # added tokens come from the split above. TensorFlow logs "Truncated ... before its
+                # end" when the table is loaded; that is this limit at work.
+                vocab_size=self.base_vocabulary_size if self.base_vocabulary_size < self.vocabulary_size else None,
             ),
             default_value=-1,
         )
@@ -235,18 +321,21 @@ class BertTokenizerLayer(tf_keras.layers.Layer):
             token_out_type=tf.int64,
             unknown_token=self.unk_token,
         )
-        # Leftmost, longest first, as the reference's trie split on added tokens.
-        by_length = sorted(self.special_tokens, key=len, reverse=True)
-        self._special_pattern = "|".join(re.escape(t) for t in by_length)
 
     # ----------------------------------------------------------------------------------------------
     # Construction helpers.
 
     @property
     def special_tokens(self):
-        """The special tokens, in the reference's `all_special_tokens` order."""
+        """The special tokens, in the reference's `all_special_tokens` order: BERT's five, then added ones."""
         ordered = [self.unk_token, self.sep_token, self.pad_token, self.cls_token, self.mask_token]
+        ordered += [a["content"] for a in getattr(self, "added_tokens", []) if a["special"]]
         return list(dict.fromkeys(ordered))
+
+    @property
+    def lookup_tables(self):
+        """Every lookup table the layer's graph uses; a `tf.Module` exporting the layer must track them."""
+        return [self._vocab_table, self._keep_case_table, self._no_split_table, self._never_split_table]
 
     def _validate_arguments(self):
         if isinstance(self.max_length, bool) or not isinstance(self.max_length, int) or self.max_length < MIN_MAX_LENGTH:
@@ -285,22 +374,29 @@ class BertTokenizerLayer(tf_keras.layers.Layer):
             cls_token=self.cls_token,
             mask_token=self.mask_token,
         )
+        if self.added_tokens:
+            config.update(added_tokens=[dict(a) for a in self.added_tokens], base_vocabulary_size=self.base_vocabulary_size)
         return config
 
     # ----------------------------------------------------------------------------------------------
     # In-graph steps.
 
-    def _special_token_ids(self, strings):
-        """The id of each string that is exactly a special token, else -1: int32, shape of strings."""
-        special_id = tf.fill(tf.shape(strings), -1)
-        for token, token_id in zip(self.special_tokens, self._special_ids):
-            special_id = tf.where(strings == token, token_id, special_id)
-        return special_id
+    def _lower_outside_tokens(self, text):
+        """The reference's pre-lower-casing: every character but those of special and added tokens."""
+        tables = self._char_tables
+        if tables.lower.is_identity or self._split_before_lowering:
+            return text
+        pieces = tf_text.regex_split(text, self._keep_case_pattern, self._keep_case_pattern)
+        keep = self._keep_case_table.lookup(pieces.flat_values) >= 0
+        code_points = tf.strings.unicode_decode(pieces.flat_values, "UTF-8")
+        lowered = tf.strings.unicode_encode(tables.lower.apply(code_points), "UTF-8")
+        joined = pieces.with_flat_values(tf.where(keep, pieces.flat_values, lowered))
+        return tf.strings.reduce_join(joined, axis=1)
 
-    def _split_special_tokens(self, text):
-        """[batch] strings -> ([batch, (pieces)] strings, special id of each piece or -1)."""
-        pieces = tf_text.regex_split(text, self._special_pattern, self._special_pattern)
-        return pieces, self._special_token_ids(pieces.flat_values)
+    def _split_no_split_tokens(self, text):
+        """[batch] strings -> ([batch, (pieces)] strings, id of each piece that is a special or added token, else -1)."""
+        pieces = tf_text.regex_split(text, self._no_split_pattern, self._no_split_pattern)
+        return pieces, self._no_split_table.lookup(pieces.flat_values)
 
     def _words(self, segments):
         """[n] strings without special tokens -> ([n, (words)] code points, never-split flag per word).
@@ -310,13 +406,15 @@ class BertTokenizerLayer(tf_keras.layers.Layer):
         """
         tables = self._char_tables
         code_points = tf.strings.unicode_decode(segments, "UTF-8", errors="replace", replacement_char=0xFFFD)
+        if self._split_before_lowering and not tables.lower.is_identity:
+            code_points = tables.lower.apply(code_points)
         cleaned = tables.clean.apply(code_points)
         # Every character left is assigned in Python's Unicode version, so ICU's NFC agrees with
         # `unicodedata.normalize("NFC", ...)` on it; composition must see the cleaned text.
         normalized = tf_text.normalize_utf8(tf.strings.unicode_encode(cleaned, "UTF-8"), "NFC")
         # Only ASCII spaces separate words here: the clean table mapped all other whitespace to it.
         words = tf.strings.split(normalized)
-        never_split = self._special_token_ids(words.flat_values) >= 0
+        never_split = self._never_split_table.lookup(words.flat_values) >= 0
         word_chars = tf.strings.unicode_decode(words.flat_values, "UTF-8")
         return words.with_flat_values(word_chars), never_split
 
@@ -367,8 +465,8 @@ class BertTokenizerLayer(tf_keras.layers.Layer):
 
     def tokenize_segments(self, text):
         """Token ids without special tokens added: [batch] strings -> [batch, (ids)] int32."""
-        text = _sanitize_utf8(text)
-        pieces, special_id = self._split_special_tokens(text)
+        text = self._lower_outside_tokens(_sanitize_utf8(text))
+        pieces, special_id = self._split_no_split_tokens(text)
         is_special = special_id >= 0
         plain = tf.where(is_special, "", pieces.flat_values)
         word_chars, never_split = self._words(plain)
