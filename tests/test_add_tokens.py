@@ -196,6 +196,35 @@ def test_pretrainer_with_added_tokens_writes_a_transformers_folder(tmp_path, voc
     assert np.abs(np.where(mask, ours - states, 0)).max() <= 1e-4
 
 
+def test_pretrain_with_added_tokens_learns_them_and_refuses_another_list_on_resume(tmp_path):
+    from transformers import BertTokenizer
+
+    from tfbert.pretrain import pretrain
+
+    lines = open(shared_file("data", "debian-descriptions.txt"), encoding="utf-8").read().split("\n")[:1500]
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    config = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64,
+              "max_position_embeddings": 64}
+    tokens = ["debian", "exim4", "grub", "kubernetes", "dockerfile"]  # frequent in the corpus; absent from it
+    out = tmp_path / "tiny"
+    kwargs = dict(config=config, steps=4, batch_size=8, max_length=64, checkpoint_every=2, eval_steps=1, verbose=0)
+    result = pretrain(corpus, out, add_tokens=tokens, **kwargs)
+    reference = BertTokenizer.from_pretrained(str(out))
+    assert reference.tokenize("Debian grub on Kubernetes") == ["debian", "grub", "on", "kubernetes"]
+    assert [reference.convert_tokens_to_ids(t) for t in tokens] == list(range(30522, 30527))
+    embeddings = result.pretrainer.model.bert.embeddings.weight.numpy()
+    assert embeddings.shape[0] == 30527
+    # All new rows start as the mean. Tokens the model never reads keep equal rows (the tied output
+    # layer moves them alike); tokens it reads move apart.
+    np.testing.assert_allclose(embeddings[30525], embeddings[30526], atol=1e-7)
+    assert max(np.abs(embeddings[i] - embeddings[30526]).max() for i in (30522, 30523, 30524)) > 1e-4
+
+    (out / ".pretrain-state" / "finished.json").unlink()  # as if killed before the end
+    with pytest.raises(TfbertError, match="add_tokens"):
+        pretrain(corpus, out, add_tokens=["other"], **kwargs)
+
+
 @pytest.mark.parametrize("tokens, message", [
     ([3], "tokens must be strings"),
     (["two\nlines"], "line break"),

@@ -144,7 +144,7 @@ def pretrain(args):
         args.corpus, args.out, model=args.model, config=args.config, steps=args.steps, batch_size=args.batch_size,
         max_length=args.max_length or 128, learning_rate=args.learning_rate, checkpoint_every=args.checkpoint_every,
         holdout_every=args.holdout_every, eval_steps=args.eval_steps, seed=args.seed, verbose=args.verbose,
-        allow_pickle=args.allow_pickle,
+        allow_pickle=args.allow_pickle, add_tokens=_read_tokens(args.add_tokens) if args.add_tokens else None,
     )
     if result.resumed_from_round:
         print(f"resumed after round {result.resumed_from_round}")
@@ -153,6 +153,17 @@ def pretrain(args):
     if result.heldout:
         print("held-out: " + "  ".join(f"{k} {v:.4f}" for k, v in result.heldout.items()))
     print(result.folder)
+
+
+def _read_tokens(path):
+    """Tokens to add, one a line (blank lines skipped)."""
+    from tfbert.errors import TfbertError
+
+    try:
+        lines = pathlib.Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise TfbertError(f"cannot read the token list {path}: {e}") from e
+    return [line.strip() for line in lines if line.strip()]
 
 
 def _positive_int(value):
@@ -265,6 +276,8 @@ def build_parser():
     sub.add_argument("--checkpoint-every", type=_positive_int, default=200, help="steps between checkpoints (default: 200)")
     sub.add_argument("--holdout-every", type=_positive_int, default=20, help="hold out every N-th document (default: 20)")
     sub.add_argument("--eval-steps", type=int, default=50, help="held-out batches evaluated at the end (default: 50)")
+    sub.add_argument("--add-tokens", metavar="FILE", help="tokens to add to the vocabulary first, one a line "
+                                                           "(transformers' add_tokens; new embeddings start as the mean)")
     sub.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     sub.add_argument("--allow-pickle", action="store_true", help="accept a pytorch_model.bin checkpoint")
     sub.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2], help="Keras verbosity (default: 1)")

@@ -75,7 +75,8 @@ def write_folder(pretrainer, folder):
 
 
 def pretrain(corpus, out, model=None, config=None, steps=1000, batch_size=32, max_length=128, learning_rate=1e-4,
-             checkpoint_every=200, holdout_every=20, eval_steps=50, seed=0, verbose=1, allow_pickle=False):
+             checkpoint_every=200, holdout_every=20, eval_steps=50, seed=0, verbose=1, allow_pickle=False,
+             add_tokens=None):
     """Pre-trains (MLM + NSP) from a checkpoint or a fresh config; writes a Hugging Face folder to `out`.
 
     Args:
@@ -88,6 +89,9 @@ def pretrain(corpus, out, model=None, config=None, steps=1000, batch_size=32, ma
         checkpoint_every: int. Steps between checkpoints. Defaults to 200.
         holdout_every: int. Every n-th document is held out of training. Defaults to 20.
         eval_steps: int. Held-out batches evaluated at the end. Defaults to 50.
+        add_tokens: list of str. Tokens added to the vocabulary before training (`tfbert.add_tokens`:
+            their embeddings start as the mean and learn from the corpus). The written folder holds
+            them as transformers does. A resumed run must get the same list. Defaults to none.
 
     Returns:
         PretrainResult.
@@ -106,8 +110,23 @@ def pretrain(corpus, out, model=None, config=None, steps=1000, batch_size=32, ma
         return PretrainResult(out, done["history"], done["heldout"], len(done["history"]))
     if out.exists() and not state_dir.exists() and any(out.iterdir()):
         raise TfbertError(f"{out} exists and is not a pre-training run of tfbert; pick a new --out folder.")
+    # What the saved state depends on: a resumed run must be the same model.
+    run = {"model": None if model is None else str(model),
+           "config": dict(sorted(config.items())) if isinstance(config, dict) else None if config is None else str(config),
+           "max_length": max_length, "add_tokens": list(add_tokens or [])}
+    if (state_dir / "run.json").is_file():
+        started = json.loads((state_dir / "run.json").read_text())
+        changed = [key for key in run if started.get(key) != run[key]]
+        if changed:
+            raise TfbertError(f"{out} holds a run started with other {', '.join(changed)} "
+                              f"({', '.join(f'{k}={started.get(k)!r}' for k in changed)}); "
+                              "pass the same arguments to resume it, or pick a new --out folder.")
     tf_keras.utils.set_random_seed(seed)
     pretrainer = build_pretrainer(model=model, config=config, max_length=max_length, allow_pickle=allow_pickle)
+    if add_tokens:
+        from tfbert.surgery import add_tokens as add
+
+        pretrainer = add(pretrainer, add_tokens)
     rounds = math.ceil(steps / checkpoint_every)
     pretrainer.compile(optimizer=create_optimizer(rounds * checkpoint_every, learning_rate=learning_rate))
     # About 4 characters a token of English: two segments of 2 * max_length characters fill max_length.
@@ -119,6 +138,7 @@ def pretrain(corpus, out, model=None, config=None, steps=1000, batch_size=32, ma
     if not state_dir.exists():
         write_folder(pretrainer, out)  # the untrained start, so the folder exists before the state
         state_dir.mkdir()
+        (state_dir / "run.json").write_text(json.dumps(run, indent=1))
     progress = _Rounds(out, state_dir)
     resumed = len(progress.history)
     backup = tf_keras.callbacks.BackupAndRestore(str(state_dir / "backup"), delete_checkpoint=False)
