@@ -262,3 +262,20 @@ def test_tensorflow_text_bert_tokenizer_diverges(vocab_file, reference_tokenizer
     theirs = tf_text.BertTokenizer(table, lower_case=True).tokenize(tf.constant(texts)).merge_dims(1, 2).to_list()
     reference = [reference_tokenizer()(t, add_special_tokens=False)["input_ids"] for t in texts]
     assert all(a != b for a, b in zip(theirs, reference))
+
+
+def test_character_tables_cache(tmp_path, monkeypatch):
+    """The tables are kept in the cache; a damaged file is recomputed, never trusted."""
+    from tfbert import chartables
+
+    monkeypatch.setenv("TFBERT_CACHE", str(tmp_path))
+    configuration = (False, None, True)
+    fresh = chartables._tabulate(*configuration)
+    path = chartables._disk_cache_path(configuration)
+    chartables._store_tables(fresh, path)
+    loaded = chartables._load_tables(path)
+    for table in chartables._TABLE_NAMES:
+        for name in chartables._ARRAY_NAMES:
+            np.testing.assert_array_equal(getattr(getattr(loaded, table), name), getattr(getattr(fresh, table), name))
+    path.write_bytes(path.read_bytes()[:1000])  # truncated
+    assert chartables._load_tables(path) is None

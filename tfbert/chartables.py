@@ -12,7 +12,13 @@ A table maps each code point to a short sequence of code points. It is stored as
 
 import dataclasses
 import functools
+import hashlib
+import os
+import pathlib
+import sys
+import tempfile
 import unicodedata
+import zipfile
 
 import numpy as np
 import tensorflow as tf
@@ -211,9 +217,54 @@ class BertCharTables:
         return id(self)
 
 
+_TABLE_NAMES = ("lower", "clean", "normalize", "split")
+_ARRAY_NAMES = ("block_index", "blocks", "exception_keys", "exception_values")
+
+
+def _disk_cache_path(configuration):
+    """The tables' file in the cache, named by everything they depend on: this module's code, the
+    Python version and its Unicode version, the configuration."""
+    from tfbert.checkpoint import cache_dir
+
+    key = hashlib.sha256(repr((pathlib.Path(__file__).read_bytes(), sys.version, unicodedata.unidata_version,
+                               configuration)).encode()).hexdigest()[:32]
+    return cache_dir() / "chartables" / f"{key}.npz"
+
+
+def _load_tables(path):
+    try:
+        with np.load(path) as arrays:
+            return BertCharTables(**{
+                table: CodePointTable(*(arrays[f"{table}.{name}"] for name in _ARRAY_NAMES)) for table in _TABLE_NAMES})
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # missing, truncated or foreign: compute anew
+        return None
+
+
+def _store_tables(tables, path):
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **{f"{table}.{name}": getattr(getattr(tables, table), name)
+                           for table in _TABLE_NAMES for name in _ARRAY_NAMES})
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except OSError:  # a read-only cache only costs the few seconds next time
+        pass
+
+
 @functools.lru_cache(maxsize=None)
 def bert_char_tables(do_lower_case, strip_accents_mode, tokenize_chinese_chars):
-    """Tabulates the reference's rules for one configuration (cached: it takes a few seconds)."""
+    """The reference's rules for one configuration, tabulated (a few seconds), kept in memory and in the cache."""
+    path = _disk_cache_path((do_lower_case, strip_accents_mode, tokenize_chinese_chars))
+    tables = _load_tables(path)
+    if tables is None:
+        tables = _tabulate(do_lower_case, strip_accents_mode, tokenize_chinese_chars)
+        _store_tables(tables, path)
+    return tables
+
+
+def _tabulate(do_lower_case, strip_accents_mode, tokenize_chinese_chars):
 
     def lower(char):
         return char.lower() if do_lower_case else char
