@@ -13,15 +13,16 @@ A table maps each code point to a short sequence of code points. It is stored as
 import dataclasses
 import functools
 import hashlib
-import os
+import io
 import pathlib
 import sys
-import tempfile
 import unicodedata
 import zipfile
 
 import numpy as np
 import tensorflow as tf
+
+from tfbert.files import write_atomic
 
 MAX_CODE_POINT = 0x10FFFF
 _BLOCK_BITS = 8
@@ -243,12 +244,10 @@ def _load_tables(path):
 def _store_tables(tables, path):
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **{f"{table}.{name}": getattr(getattr(tables, table), name)
-                           for table in _TABLE_NAMES for name in _ARRAY_NAMES})
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
+        buffer = io.BytesIO()
+        np.savez(buffer, **{f"{table}.{name}": getattr(getattr(tables, table), name)
+                            for table in _TABLE_NAMES for name in _ARRAY_NAMES})
+        write_atomic(path, buffer.getvalue())
     except OSError:  # a read-only cache only costs the few seconds next time
         pass
 

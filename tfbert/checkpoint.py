@@ -19,6 +19,7 @@ import tempfile
 import zipfile
 
 from tfbert.errors import TfbertError
+from tfbert.files import write_atomic
 from tfbert.presets import DEFAULT_PRESET, PRESETS
 from tfbert.tokenizer import DEFAULT_SPECIAL_TOKENS, read_vocabulary
 
@@ -240,11 +241,7 @@ def write_vocabulary(lines):
     path = folder / VOCAB_FILE
     if not path.is_file():
         folder.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
+        write_atomic(path, data)
     return path
 
 

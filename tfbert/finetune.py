@@ -27,6 +27,7 @@ from tfbert import data
 from tfbert.classifier import DEFAULT_LEARNING_RATE, DEFAULT_MAX_LENGTH, build_classifier, load_classifier, save_classifier
 from tfbert.encoder import TOKENIZER_LAYER
 from tfbert.errors import TfbertError
+from tfbert.files import write_json
 
 logger = logging.getLogger(__name__)
 
@@ -51,12 +52,6 @@ class FinetuneResult:
     history: list  # one dict of metrics per finished epoch
     resumed_from_epoch: int  # 0 for a fresh start
     classifier: object = None  # the trained BertClassifier (last epoch's weights); None if nothing ran
-
-
-def _write_json(path, value):
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(value, indent=1), encoding="utf-8")
-    os.replace(temporary, path)  # atomic: a killed run leaves the old state or the new, never half
 
 
 class BestEpoch(tf_keras.callbacks.Callback):
@@ -111,14 +106,14 @@ class BestEpoch(tf_keras.callbacks.Callback):
                 shutil.rmtree(scratch, ignore_errors=True)
             self.state.update(best_epoch=number, best_metric=value, wait=0)
             if self.write:
-                _write_json(self.folder / STATE_FILE, self.state)
+                write_json(self.folder / STATE_FILE, self.state)
                 if previous and previous != number:
                     shutil.rmtree(self.folder / f"best-{previous}", ignore_errors=True)
             logger.info("epoch %d: %s improved to %.4f", number, self.monitor, value)
         else:
             self.state["wait"] += 1
             if self.write:
-                _write_json(self.folder / STATE_FILE, self.state)
+                write_json(self.folder / STATE_FILE, self.state)
             if self.patience is not None and self.state["wait"] >= self.patience:
                 logger.info("epoch %d: %s has not improved for %d epochs; stopping", number, self.monitor, self.state["wait"])
                 self.model.stop_training = True
@@ -268,7 +263,7 @@ def finetune(train, dev, model=None, text_columns=("text",), label_column="label
         export_path = export_saved_model(best_model, pathlib.Path(out_dir) / name, keep=keep)
     state.update(finished=True, export_path=str(export_path) if export_path else None)
     if chief:
-        _write_json(work / STATE_FILE, state)
+        write_json(work / STATE_FILE, state)
         shutil.rmtree(work / "backup", ignore_errors=True)
     return _result(work, state, monitor, export_path, resumed, classifier)
 

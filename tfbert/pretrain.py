@@ -23,6 +23,7 @@ import tf_keras
 from tfbert.classifier import create_optimizer
 from tfbert.corpus import pretraining_batches, sentence_pairs
 from tfbert.errors import TfbertError
+from tfbert.files import write_json
 from tfbert.pretraining import build_pretrainer, save_pretrained
 
 logger = logging.getLogger(__name__)
@@ -52,9 +53,7 @@ class _Rounds(tf_keras.callbacks.Callback):
         self.history = [h for h in self.history if h["round"] <= epoch]
         self.history.append({"round": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}})
         write_folder(self.model, self.folder)
-        temporary = self.state_dir / "history.json.tmp"
-        temporary.write_text(json.dumps(self.history, indent=1))
-        os.replace(temporary, self.state_dir / "history.json")
+        write_json(self.state_dir / "history.json", self.history)
 
 
 def write_folder(pretrainer, folder):
@@ -138,7 +137,7 @@ def pretrain(corpus, out, model=None, config=None, steps=1000, batch_size=32, ma
     if not state_dir.exists():
         write_folder(pretrainer, out)  # the untrained start, so the folder exists before the state
         state_dir.mkdir()
-        (state_dir / "run.json").write_text(json.dumps(run, indent=1))
+        write_json(state_dir / "run.json", run)
     progress = _Rounds(out, state_dir)
     resumed = len(progress.history)
     backup = tf_keras.callbacks.BackupAndRestore(str(state_dir / "backup"), delete_checkpoint=False)
@@ -150,5 +149,5 @@ def pretrain(corpus, out, model=None, config=None, steps=1000, batch_size=32, ma
                                                      segment_chars=segment_chars),
                                       pretrainer.tokenizer, batch_size=batch_size, seed=seed + 7)
         heldout = {k: float(v) for k, v in pretrainer.evaluate(batches, steps=eval_steps, verbose=0, return_dict=True).items()}
-    finished.write_text(json.dumps({"history": progress.history, "heldout": heldout}, indent=1))
+    write_json(finished, {"history": progress.history, "heldout": heldout})
     return PretrainResult(out, progress.history, heldout, resumed, pretrainer)

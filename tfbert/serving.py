@@ -11,11 +11,10 @@
 import functools
 import json
 import logging
-import os
 import pathlib
-import tempfile
 
 from tfbert.errors import TfbertError
+from tfbert.files import write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -152,11 +151,7 @@ def update_models_config(out_dir, serving_root=DEFAULT_SERVING_ROOT):
         entry = entries.get(name) or config.model_config_list.config.add(name=name)
         entry.base_path = f"{serving_root.rstrip('/')}/{name}"
         entry.model_platform = "tensorflow"
-    descriptor, temporary = tempfile.mkstemp(dir=out_dir, prefix=f".{MODELS_CONFIG}-")
-    with os.fdopen(descriptor, "w", encoding="utf-8") as f:
-        f.write(text_format.MessageToString(config))
-    os.chmod(temporary, 0o644)
-    os.replace(temporary, path)
+    write_atomic(path, text_format.MessageToString(config))
     return path
 
 
