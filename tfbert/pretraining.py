@@ -188,9 +188,8 @@ def build_pretrainer(model=None, config=None, vocabulary=None, max_length=128, m
         if vocabulary is None:
             vocabulary = str(load_checkpoint().vocab_file)
         tokenizer_options = {"do_lower_case": True, **tokenizer_options}
-        vocab_size = sum(1 for _ in open(vocabulary, encoding="utf-8"))
-        bert_config = _bert_config(config, vocab_size)
         tokenizer = BertTokenizerLayer(vocabulary, max_length=max_length, name=TOKENIZER_LAYER, **tokenizer_options)
+        bert_config = _bert_config(config, tokenizer.vocabulary_size)
         bert = TFBertForPreTraining(bert_config, name="bert_for_pretraining")
         build_bert(bert)
     else:
@@ -202,21 +201,11 @@ def build_pretrainer(model=None, config=None, vocabulary=None, max_length=128, m
 
 def _load_pretraining_model(checkpoint):
     from transformers import TFBertForPreTraining
-    from transformers.modeling_tf_pytorch_utils import load_pytorch_state_dict_in_tf2_model
 
-    from tfbert.checkpoint import H5_FILE, _read_state_dict
+    from tfbert.checkpoint import load_weights
 
-    if checkpoint.weights_file.name == H5_FILE:
-        return TFBertForPreTraining.from_pretrained(str(checkpoint.folder), config=checkpoint.config)
-    bert = TFBertForPreTraining(checkpoint.config, name="bert_for_pretraining")
-    build_bert(bert)
-    _, info = load_pytorch_state_dict_in_tf2_model(bert, _read_state_dict(checkpoint.weights_file),
-                                                   allow_missing_keys=True, output_loading_info=True,
-                                                   skip_logger_warnings=True)
-    missing = [k for k in info["missing_keys"] if not k.startswith(("cls.", "bert.pooler"))]
-    if missing:
-        raise TfbertError(f"{checkpoint.weights_file} lacks {len(missing)} encoder weights (e.g. {missing[0]}).")
-    heads = [k for k in info["missing_keys"] if k.startswith("cls.")]
+    bert, missing = load_weights(TFBertForPreTraining, checkpoint, "bert_for_pretraining", optional=("cls.", "pooler"))
+    heads = [k for k in missing if k.startswith("cls.")]
     if heads:
         logger.info("%s has no pre-training heads (%s...): they start from fresh weights", checkpoint.weights_file, heads[0])
     return bert
