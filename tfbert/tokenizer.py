@@ -278,20 +278,22 @@ class BertTokenizerLayer(tf_keras.layers.Layer):
         # The reference's `tokenize`: lower-case the text except where a special token, then an added
         # (normalized) token matches, leftmost first in that order (its `re.sub`); then split off every
         # special and added token, leftmost and longest first (its trie), in the lower-cased text.
-        keep_case = self.special_tokens + [a["content"] for a in self.added_tokens if not a["special"]]
-        self._keep_case_pattern = _alternation(keep_case)
-        self._keep_case_table = _string_table(keep_case, list(range(len(keep_case))))
+        # A shortcut, exact when there are no added tokens, every special token has an ASCII capital
+        # (which no character lower-cases to, so lower-casing can neither make nor break a match) and
+        # none is inside another: split special tokens off the text first, lower-case the rest after.
+        split_first = not self.added_tokens and all(
+            any("A" <= c <= "Z" for c in t) and not any(t != u and t in u for u in self.special_tokens)
+            for t in self.special_tokens)
+        self._lower_first = self.do_lower_case and not split_first
+        if self._lower_first:
+            keep_case = self.special_tokens + [a["content"] for a in self.added_tokens if not a["special"]]
+            self._keep_case_pattern = _alternation(keep_case)
+            self._keep_case_table = _string_table(keep_case, list(range(len(keep_case))))
         by_length = sorted(no_split, key=len, reverse=True)
         self._no_split_pattern = _alternation(by_length)
         self._no_split_table = _string_table(by_length, [no_split[t] for t in by_length])
         # Words equal to a special token after cleaning are not lower-cased or split (`never_split`).
         self._never_split_table = _string_table(self.special_tokens, self._special_ids)
-        # A shortcut, exact when there are no added tokens, every special token has an ASCII capital
-        # (which no character lower-cases to, so lower-casing can neither make nor break a match) and
-        # none is inside another: split special tokens off the text first, lower-case the rest after.
-        self._split_before_lowering = not self.added_tokens and all(
-            any("A" <= c <= "Z" for c in t) and not any(t != u and t in u for u in self.special_tokens)
-            for t in self.special_tokens)
 
         # Layers: the vocabulary asset and its lookup table, the character tables, WordPiece.
         self._vocab_asset = tf.saved_model.Asset(self.vocabulary)
@@ -335,7 +337,8 @@ class BertTokenizerLayer(tf_keras.layers.Layer):
     @property
     def lookup_tables(self):
         """Every lookup table the layer's graph uses; a `tf.Module` exporting the layer must track them."""
-        return [self._vocab_table, self._keep_case_table, self._no_split_table, self._never_split_table]
+        tables = [self._vocab_table, self._no_split_table, self._never_split_table]
+        return tables + [self._keep_case_table] if self._lower_first else tables
 
     def _validate_arguments(self):
         if isinstance(self.max_length, bool) or not isinstance(self.max_length, int) or self.max_length < MIN_MAX_LENGTH:
@@ -383,9 +386,9 @@ class BertTokenizerLayer(tf_keras.layers.Layer):
 
     def _lower_outside_tokens(self, text):
         """The reference's pre-lower-casing: every character but those of special and added tokens."""
-        tables = self._char_tables
-        if tables.lower.is_identity or self._split_before_lowering:
+        if not self._lower_first:
             return text
+        tables = self._char_tables
         pieces = tf_text.regex_split(text, self._keep_case_pattern, self._keep_case_pattern)
         keep = self._keep_case_table.lookup(pieces.flat_values) >= 0
         code_points = tf.strings.unicode_decode(pieces.flat_values, "UTF-8")
@@ -406,7 +409,7 @@ class BertTokenizerLayer(tf_keras.layers.Layer):
         """
         tables = self._char_tables
         code_points = tf.strings.unicode_decode(segments, "UTF-8", errors="replace", replacement_char=0xFFFD)
-        if self._split_before_lowering and not tables.lower.is_identity:
+        if self.do_lower_case and not self._lower_first:  # the shortcut: lower-case after the split
             code_points = tables.lower.apply(code_points)
         cleaned = tables.clean.apply(code_points)
         # Every character left is assigned in Python's Unicode version, so ICU's NFC agrees with
