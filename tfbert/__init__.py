@@ -22,6 +22,7 @@ _EXPORTS = {
     "TfbertError": "tfbert.errors",
     "BertPretrainer": "tfbert.pretraining",
     "build_encoder": "tfbert.encoder",
+    "embed": "tfbert.embedding",
     "build_pretrainer": "tfbert.pretraining",
     "pretrain": "tfbert.pretrain",
     "prune_heads": "tfbert.surgery",
