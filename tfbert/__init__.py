@@ -19,6 +19,7 @@ _EXPORTS = {
     "make_dataset": "tfbert.data",
     "read_examples": "tfbert.data",
     "save_classifier": "tfbert.classifier",
+    "SavedModelLayer": "tfbert.saved_model_layer",
     "TfbertError": "tfbert.errors",
     "BertPretrainer": "tfbert.pretraining",
     "build_encoder": "tfbert.encoder",

@@ -43,18 +43,6 @@ def _print_outputs(text, token_ids, outputs, precision=4):
         print()
 
 
-def _latest_version(path):
-    from tfbert.export import existing_versions
-
-    path = pathlib.Path(path)
-    if (path / "saved_model.pb").is_file():
-        return path
-    versions = existing_versions(path)
-    if not versions:
-        raise TfbertError(f"{path} is neither a SavedModel folder nor a folder of numeric versions holding one.")
-    return path / str(versions[-1])
-
-
 def embed(args):
     """Runs texts through the in-graph model; prints ids, last hidden state and pooled output."""
     import tensorflow as tf
@@ -63,7 +51,9 @@ def embed(args):
     if args.saved_model:
         import tensorflow_text  # noqa: F401 - registers the ops the export uses
 
-        folder = _latest_version(args.saved_model)
+        from tfbert.export import latest_version
+
+        folder = latest_version(args.saved_model)
         loaded = tf.saved_model.load(str(folder))
         print(f"SavedModel: {folder}\n")
         tokenize, encode = loaded.signatures["tokenize"], loaded.signatures["serving_default"]
@@ -103,7 +93,9 @@ def check_serving(args):
     """Prints the ops of an export and whether TF Serving can run them; exit status 1 if it cannot."""
     from tfbert.serving import check_serving as check, format_report
 
-    report = check(_latest_version(args.saved_model))
+    from tfbert.export import latest_version
+
+    report = check(latest_version(args.saved_model))
     if args.json:
         import json
 

@@ -9,6 +9,11 @@ and tensorflow_text (for its ops), not tfbert, tf_keras or transformers. Signatu
 | encode_pair     | text, text_pair   | as serving_default                                  |
 | tokenize_pair   | text, text_pair   | as tokenize                                         |
 | embed           | text              | sentence_embedding [batch, hidden], mean-pooled, L2-normalised |
+
+An encoder export is also a TF2 "reusable SavedModel" (the TF Hub convention): `__call__(text, training)`
+returns all three outputs, with dropout when training=True, and `variables`, `trainable_variables` and
+`regularization_losses` are saved. So `tfbert.SavedModelLayer(path, trainable=True)` (or
+`hub.KerasLayer`) fine-tunes it inside a new Keras model.
 """
 
 import logging
@@ -34,6 +39,10 @@ _TEXT_PAIR = tf.TensorSpec([None], tf.string, name="text_pair")
 class _EncoderModule(tf.Module):
     """The exported object: the tokenizer's resources, BERT's variables and the signatures."""
 
+    # The reusable-SavedModel attributes are saved as plain lists; these class attributes shadow
+    # tf.Module's computed properties of the same names, so that the instance can set them.
+    variables = trainable_variables = regularization_losses = None
+
     def __init__(self, tokenizer, bert):
         super().__init__(name="tfbert_encoder")
         # The Keras layers are held untracked (a SimpleNamespace is not trackable): tracking them
@@ -43,7 +52,21 @@ class _EncoderModule(tf.Module):
         self.vocab_asset = tokenizer._vocab_asset
         self.vocab_table = tokenizer._vocab_table
         self.token_tables = tokenizer.lookup_tables[1:]
-        self.bert_variables = list(bert.variables)
+        self.variables = list(bert.variables)
+        self.trainable_variables = list(bert.trainable_variables)
+        self.regularization_losses = []
+
+    @tf.function
+    def __call__(self, text, training=False):
+        tokens = self._layers.tokenizer(text)
+        outputs = bert_outputs(self._layers.bert, tokens, training=training)
+        outputs["sentence_embedding"] = mean_pool(outputs["last_hidden_state"], tokens["attention_mask"])
+        return outputs
+
+    def trace_call(self):
+        """Traces `__call__` for inference and training, so that the SavedModel holds both."""
+        for training in (False, True):
+            self.__call__.get_concrete_function(_TEXT, training=training)
 
     def _encode(self, tokens):
         return bert_outputs(self._layers.bert, tokens, training=False)
@@ -155,6 +178,17 @@ def existing_versions(base_dir):
     return sorted(int(p.name) for p in base_dir.iterdir() if p.is_dir() and p.name.isdigit())
 
 
+def latest_version(path):
+    """The SavedModel folder at path: path itself if it holds saved_model.pb, else its highest numeric version."""
+    path = pathlib.Path(path)
+    if (path / "saved_model.pb").is_file():
+        return path
+    versions = existing_versions(path)
+    if not versions:
+        raise TfbertError(f"{path} is neither a SavedModel folder nor a folder of numeric versions holding one.")
+    return path / str(versions[-1])
+
+
 def _validate_version(version):
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise TfbertError(f"version must be a positive integer (TF Serving's version folders); received version={version!r}.")
@@ -255,6 +289,8 @@ def export_saved_model(model, base_dir, version=None, overwrite=False, keep=None
     try:
         # mkdtemp makes the folder private (0700); a server running as another user must read it.
         os.chmod(staging, 0o777 & ~_umask())
+        if isinstance(module, _EncoderModule):
+            module.trace_call()
         tf.saved_model.save(module, str(staging), signatures=module.signatures())
         if warmup:
             signatures = {name: [spec.name for spec in fn.input_signature] for name, fn in module.signatures().items()}
