@@ -89,6 +89,22 @@ def export(args):
     print(path)
 
 
+def embed_corpus(args):
+    """Embeds a corpus file to .npy or .parquet, resumably; prints a summary."""
+    from tfbert.embed_corpus import embed_corpus as run
+
+    result = run(args.input, args.output, model=args.model, saved_model=args.saved_model, column=args.column,
+                 id_column=args.id_column, batch_size=args.batch_size, chunk_size=args.chunk_size,
+                 max_length=args.max_length, overwrite=args.overwrite, restart=args.restart,
+                 progress=not args.no_progress)
+    embedded = result.count - result.resumed_texts
+    resumed = f" ({result.resumed_texts} from the interrupted run)" if result.resumed_texts else ""
+    print(f"{result.count} embeddings of size {result.width}{resumed}; embedded {embedded} texts in "
+          f"{result.embed_seconds:.1f} s ({embedded / max(result.embed_seconds, 1e-9):.1f} texts/s), "
+          f"{result.seconds:.1f} s in all", file=sys.stderr)
+    print(result.output)
+
+
 def check_serving(args):
     """Prints the ops of an export and whether TF Serving can run them; exit status 1 if it cannot."""
     from tfbert.serving import check_serving as check, format_report
@@ -213,6 +229,32 @@ def build_parser():
                           "as in `docker run -v $PWD/saved_models:/models`)")
     sub.add_argument("--no-warmup", action="store_true", help="do not write assets.extra/tf_serving_warmup_requests")
     sub.set_defaults(run=export)
+
+    sub = commands.add_parser(
+        "embed-corpus", help="embed every text of a corpus file into .npy or .parquet (resumable)",
+        description="Sentence embeddings (mean-pooled, L2-normalised: the embed signature) of every text of a "
+                    ".txt (one text a line), .csv, .tsv, .jsonl or .tfrecord[.gz] file, in the file's order. Texts "
+                    "are batched by length inside chunks of --chunk-size records; each chunk is saved as it "
+                    "finishes, so a killed run started again with the same command resumes.",
+    )
+    sub.add_argument("--input", required=True, metavar="FILE", help="the corpus: .txt, .csv, .tsv, .jsonl or .tfrecord[.gz]")
+    sub.add_argument("--output", required=True, metavar="FILE",
+                     help=".npy (float32 [texts, hidden], row N = record N) or .parquet (columns id, embedding)")
+    sub.add_argument("--column", default="text", help="text column (CSV/TSV/JSONL) or bytes feature (TFRecord) (default: text)")
+    sub.add_argument("--id-column", help="column or feature copied into the Parquet id column (default: the record's position)")
+    engine = sub.add_mutually_exclusive_group()
+    engine.add_argument("--model", help=_MODEL_HELP)
+    engine.add_argument("--saved-model", metavar="DIR", help="run an encoder export instead of --model: a version folder, "
+                                                             "or a model folder (its latest version)")
+    sub.add_argument("--max-length", type=_positive_int, default=None,
+                     help="longest tokenized text with --model, longer ones are truncated (default: the checkpoint's 512)")
+    sub.add_argument("--batch-size", type=_positive_int, default=32, help="texts a batch (default: 32)")
+    sub.add_argument("--chunk-size", type=_positive_int, default=4096,
+                     help="records a chunk: saved as it finishes, and sorted by length inside (default: 4096)")
+    sub.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    sub.add_argument("--restart", action="store_true", help="discard an interrupted run's chunks instead of resuming")
+    sub.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sub.set_defaults(run=embed_corpus)
 
     sub = commands.add_parser(
         "finetune", help="fine-tune a classifier on labelled text files and export it",

@@ -14,6 +14,7 @@ class _Embedder:
         self.encoder = encoder
         tokenizer = encoder.get_layer("tokenizer")
         bert = encoder.get_layer("bert")
+        self.width = bert.config.hidden_size
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
         def run(text):
@@ -23,6 +24,70 @@ class _Embedder:
             return mean_pool(outputs.last_hidden_state, tokens["attention_mask"])
 
         self.run = run
+
+    def __call__(self, texts):
+        return self.run(tf.constant(texts, tf.string)).numpy()
+
+
+class _SavedModelEmbedder:
+    """An export's `embed` signature: strings [batch] -> sentence embeddings [batch, hidden]."""
+
+    def __init__(self, folder):
+        import tensorflow_text  # noqa: F401 - registers the tokenizer's ops
+
+        loaded = tf.saved_model.load(str(folder))
+        if "embed" not in loaded.signatures:
+            raise TfbertError(f"{folder} has no 'embed' signature (signatures: {', '.join(loaded.signatures)}): "
+                              "export an encoder with `tfbert export`, not a classifier.")
+        self._loaded = loaded  # the signature needs its object alive
+        self.run = loaded.signatures["embed"]
+        self.width = int(self.run.structured_outputs["sentence_embedding"].shape[-1])
+
+    def __call__(self, texts):
+        return self.run(text=tf.constant(texts, tf.string))["sentence_embedding"].numpy()
+
+
+def embedder(model=None, saved_model=None):
+    """A callable list of str -> np.ndarray float32 [batch, hidden], with its width as `.width`.
+
+    Args:
+        model: a model from `tfbert.build_encoder`, or a checkpoint (preset, folder, hub id) to build
+            one from. Defaults to the default checkpoint.
+        saved_model: str. An encoder export (version folder or model folder) to use instead of model.
+    """
+    if saved_model is not None:
+        from tfbert.export import latest_version
+
+        return _SavedModelEmbedder(latest_version(saved_model))
+    if model is None or isinstance(model, str):
+        from tfbert.encoder import build_encoder
+
+        model = build_encoder(model)
+    cached = model.__dict__.get("_tfbert_embedder")
+    if cached is None:
+        cached = model.__dict__["_tfbert_embedder"] = _Embedder(model)
+    return cached
+
+
+def length_sorted_batches(texts, batch_size):
+    """Index arrays, one a batch, of texts sorted by length (so batches pad little); the union is every index once."""
+    order = np.argsort([len(t) for t in texts], kind="stable")
+    return [order[start:start + batch_size] for start in range(0, len(texts), batch_size)]
+
+
+def embed_batches(function, texts, batch_size, on_batch=None):
+    """Runs function on length-sorted batches of texts; returns float32 [len(texts), width] in the order of texts."""
+    result = np.zeros([len(texts), function.width], np.float32)
+    for rows in length_sorted_batches(texts, batch_size):
+        result[rows] = function([texts[i] for i in rows])
+        if on_batch is not None:
+            on_batch(len(rows))
+    return result
+
+
+def check_batch_size(batch_size):
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise TfbertError(f"batch_size must be a positive integer; received {batch_size!r}.")
 
 
 def embed(texts, model=None, batch_size=32):
@@ -41,21 +106,5 @@ def embed(texts, model=None, batch_size=32):
     """
     if isinstance(texts, str):
         raise TfbertError("texts must be a list of strings; wrap a single text in a list.")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise TfbertError(f"batch_size must be a positive integer; received {batch_size!r}.")
-    if model is None or isinstance(model, str):
-        from tfbert.encoder import build_encoder
-
-        model = build_encoder(model)
-    embedder = model.__dict__.get("_tfbert_embedder")
-    if embedder is None:
-        embedder = _Embedder(model)
-        model.__dict__["_tfbert_embedder"] = embedder
-    texts = list(texts)
-    order = np.argsort([len(t) for t in texts], kind="stable")
-    width = model.get_layer("bert").config.hidden_size
-    result = np.zeros([len(texts), width], np.float32)
-    for start in range(0, len(texts), batch_size):
-        rows = order[start:start + batch_size]
-        result[rows] = embedder.run(tf.constant([texts[i] for i in rows])).numpy()
-    return result
+    check_batch_size(batch_size)
+    return embed_batches(embedder(model), list(texts), batch_size)
