@@ -36,6 +36,7 @@ def finetune_command(tiny_checkpoint, data_dir, out_dir, *extra):
             "--patience", "3", *extra]
 
 
+@pytest.mark.slow  # minutes of subprocess training: `pytest -m slow` (see README)
 def test_killed_run_resumes_after_its_last_finished_epoch(tmp_path, tiny_checkpoint):
     data_dir = tmp_path / "debian-sections"
     data_dir.mkdir()

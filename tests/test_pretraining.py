@@ -112,6 +112,7 @@ def pretrain_command(corpus, out, *extra):
             "--verbose", "2", "--learning-rate", "1e-3", *extra]
 
 
+@pytest.mark.slow  # minutes of subprocess training: `pytest -m slow` (see README)
 def test_pretrain_cli_resumes_and_writes_a_hugging_face_checkpoint(tmp_path):
     lines = open(shared_file("data", "debian-descriptions.txt"), encoding="utf-8").read().split("\n")[:3000]
     corpus = tmp_path / "corpus.txt"
