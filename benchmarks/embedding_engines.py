@@ -21,7 +21,7 @@ would slow whichever engine ran right after them.
   matmul peak of this machine measured in the same run.
 Every engine's embeddings are checked against the classic recipe's (min cosine).
 
-usage: python benchmarks/embedding_engines.py [--texts 2048] [--latency-texts 300] [--corpus 10000]
+usage: python benchmarks/embedding_engines.py [--texts 1024] [--latency-texts 300] [--corpus 10000]
        [--engines tfbert,classic,hf-tf,onnxruntime] [--corpus-engines classic,onnxruntime] [--out benchmarks/results/embedding_engines.json]
 Needs the test and bench extras: python -m pip install -e '.[test,bench]'
 """
@@ -205,7 +205,7 @@ def in_rounds(engines, batches, block):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--texts", type=int, default=2048, help="texts for the batch-32 throughput (default: 2048)")
+    parser.add_argument("--texts", type=int, default=1024, help="texts for the batch-32 throughput (default: 1024)")
     parser.add_argument("--latency-texts", type=int, default=300, help="single texts for the batch-1 latency")
     parser.add_argument("--corpus", type=int, default=10000, help="texts of the corpus-embedding run")
     parser.add_argument("--engines", default="tfbert,classic,hf-tf,onnxruntime")

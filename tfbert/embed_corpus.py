@@ -302,13 +302,18 @@ def embed_corpus(input_path, output, model=None, saved_model=None, column="text"
         raise TfbertError(f"{output} already exists; pass --overwrite / overwrite=True to replace it.")
     count = sum(1 for _ in read_corpus(input_path, column, id_column))  # also checks the columns up front
     output.parent.mkdir(parents=True, exist_ok=True)
+    for stale in output.parent.glob(f".{output.name}.tmp-*"):  # left by a run killed while writing the output
+        stale.unlink()
     work_dir = output.with_name(output.name + ".partial")
     if restart and work_dir.exists():
         shutil.rmtree(work_dir)
 
     if saved_model is not None:
-        function = embedder(saved_model=saved_model)
-        engine = f"saved_model:{pathlib.Path(saved_model).resolve()}"
+        from tfbert.export import latest_version
+
+        folder = latest_version(saved_model).resolve()  # a newer version appearing later must not be mixed in
+        function = embedder(saved_model=folder)
+        engine = f"saved_model:{folder}"
     else:
         if model is None or isinstance(model, str):
             from tfbert.encoder import build_encoder

@@ -56,24 +56,31 @@ class _EncoderModule(tf.Module):
         self.trainable_variables = list(bert.trainable_variables)
         self.regularization_losses = []
 
+    # Each piece is traced once and called by the others (a call of an already traced tf.function
+    # reuses its graph): the tokenizer twice (single texts, pairs) and BERT twice (inference,
+    # training) instead of once a signature, which keeps exports fast.
     @tf.function
-    def __call__(self, text, training=False):
-        tokens = self._layers.tokenizer(text)
+    def _bert(self, tokens, training):
         outputs = bert_outputs(self._layers.bert, tokens, training=training)
         outputs["sentence_embedding"] = mean_pool(outputs["last_hidden_state"], tokens["attention_mask"])
         return outputs
+
+    @tf.function
+    def __call__(self, text, training=False):
+        return self._bert(self.tokenize(text), training)
 
     def trace_call(self):
         """Traces `__call__` for inference and training, so that the SavedModel holds both."""
         for training in (False, True):
             self.__call__.get_concrete_function(_TEXT, training=training)
 
-    def _encode(self, tokens):
-        return bert_outputs(self._layers.bert, tokens, training=False)
+    @staticmethod
+    def _hidden_states(outputs):
+        return {"last_hidden_state": outputs["last_hidden_state"], "pooled_output": outputs["pooled_output"]}
 
     @tf.function(input_signature=[_TEXT])
     def serving_default(self, text):
-        return self._encode(self._layers.tokenizer(text))
+        return self._hidden_states(self.__call__(text, training=False))
 
     @tf.function(input_signature=[_TEXT])
     def tokenize(self, text):
@@ -81,7 +88,7 @@ class _EncoderModule(tf.Module):
 
     @tf.function(input_signature=[_TEXT, _TEXT_PAIR])
     def encode_pair(self, text, text_pair):
-        return self._encode(self._layers.tokenizer((text, text_pair)))
+        return self._hidden_states(self._bert(self.tokenize_pair(text, text_pair), False))
 
     @tf.function(input_signature=[_TEXT, _TEXT_PAIR])
     def tokenize_pair(self, text, text_pair):
@@ -89,9 +96,7 @@ class _EncoderModule(tf.Module):
 
     @tf.function(input_signature=[_TEXT])
     def embed(self, text):
-        tokens = self._layers.tokenizer(text)
-        hidden = self._encode(tokens)["last_hidden_state"]
-        return {"sentence_embedding": mean_pool(hidden, tokens["attention_mask"])}
+        return {"sentence_embedding": self.__call__(text, training=False)["sentence_embedding"]}
 
     def signatures(self):
         return {
