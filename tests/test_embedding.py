@@ -49,3 +49,31 @@ def test_embed_errors(default_encoder):
         embed("one text", default_encoder)
     with pytest.raises(TfbertError, match="batch_size"):
         embed(["a"], default_encoder, batch_size=0)
+
+
+def test_length_groups_equal_one_padded_batch(default_encoder):
+    from tfbert.embedding import embed_in_length_groups
+    from tfbert.encoder import mean_pool
+
+    dev = debian_texts("dev")
+    texts = dev[:20] + ["a", "two words", ""] + [" ".join(dev[20:30])]  # one text far longer than the rest
+    tokenizer, bert = default_encoder.get_layer("tokenizer"), default_encoder.get_layer("bert")
+    calls = []
+
+    def embed_tokens(tokens):
+        calls.append(tokens["input_ids"].shape)
+        hidden = bert(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"],
+                      token_type_ids=tokens["token_type_ids"], training=False).last_hidden_state
+        return mean_pool(hidden, tokens["attention_mask"])
+
+    tokens = tokenizer(tf.constant(texts))
+    grouped = embed_in_length_groups(embed_tokens, tokens, 384).numpy()
+    # 24 texts: 3 groups of 8 (the minimum), each padded to its own longest text.
+    assert [shape[0] for shape in calls] == [8, 8, 8]
+    assert sum(shape[0] * shape[1] for shape in calls) < 0.8 * tokens["input_ids"].shape[0] * tokens["input_ids"].shape[1]
+    single = embed_tokens(tokens).numpy()
+    np.testing.assert_allclose(grouped, single, atol=1e-5)
+    # A batch of similar lengths (what embed and embed-corpus send) runs as one.
+    calls.clear()
+    embed_in_length_groups(embed_tokens, tokenizer(tf.constant(sorted(dev, key=len)[200:232])), 384)
+    assert len(calls) == 1

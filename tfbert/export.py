@@ -26,6 +26,7 @@ import types
 import tensorflow as tf
 
 from tfbert.classifier import HEAD_LAYER
+from tfbert.embedding import embed_in_length_groups
 from tfbert.encoder import BERT_LAYER, TOKENIZER_LAYER, bert_outputs, mean_pool
 from tfbert import serving
 from tfbert.errors import TfbertError
@@ -96,7 +97,10 @@ class _EncoderModule(tf.Module):
 
     @tf.function(input_signature=[_TEXT])
     def embed(self, text):
-        return {"sentence_embedding": self.__call__(text, training=False)["sentence_embedding"]}
+        # Texts of very different lengths in one request run in length groups (less padding).
+        embeddings = embed_in_length_groups(lambda tokens: self._bert(tokens, False)["sentence_embedding"],
+                                            self.tokenize(text), self._layers.bert.config.hidden_size)
+        return {"sentence_embedding": embeddings}
 
     def signatures(self):
         return {
