@@ -73,7 +73,9 @@ def test_length_groups_equal_one_padded_batch(default_encoder):
     assert sum(shape[0] * shape[1] for shape in calls) < 0.8 * tokens["input_ids"].shape[0] * tokens["input_ids"].shape[1]
     single = embed_tokens(tokens).numpy()
     np.testing.assert_allclose(grouped, single, atol=1e-5)
-    # A batch of similar lengths (what embed and embed-corpus send) runs as one.
+    # A batch of texts of about the same number of tokens runs as one.
+    lengths = tokenizer(tf.constant(dev))["attention_mask"].numpy().sum(1)
+    similar = [dev[i] for i in np.argsort(lengths, kind="stable")[200:232]]
     calls.clear()
-    embed_in_length_groups(embed_tokens, tokenizer(tf.constant(sorted(dev, key=len)[200:232])), 384)
+    embed_in_length_groups(embed_tokens, tokenizer(tf.constant(similar)), 384)
     assert len(calls) == 1
