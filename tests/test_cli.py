@@ -14,10 +14,10 @@ def tfbert(*args, cwd=None):
                           cwd=cwd, timeout=900)
 
 
-def assert_one_line_error(result, pattern):
+def assert_one_line_error(result, pattern, prefix="tfbert: error:"):
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("tfbert: error:")]
+    errors = [line for line in result.stderr.splitlines() if line.startswith(prefix)]
     assert len(errors) == 1 and re.search(pattern, errors[0]), result.stderr[-2000:]
 
 

@@ -19,30 +19,19 @@ Needs the beam extra: python -m pip install 'tfbert[beam]'
 import argparse
 import json
 import logging
-import posixpath
+import sys
 
 import apache_beam as beam
 import numpy as np
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult, RunInference
 
+from tfbert.errors import TfbertError
+from tfbert.export_reader import load_export
+
 logger = logging.getLogger(__name__)
 
 FORMATS = ("parquet", "tfrecord")
 INPUT_FORMATS = ("text", "jsonl")
-
-
-def resolve_saved_model(path):
-    """The SavedModel folder at path, local or remote: path itself, or its highest numeric version folder."""
-    import tensorflow as tf
-
-    path = str(path).rstrip("/")
-    if tf.io.gfile.exists(posixpath.join(path, "saved_model.pb")):
-        return path
-    versions = [int(name.rstrip("/")) for name in tf.io.gfile.listdir(path) if name.rstrip("/").isdigit()] \
-        if tf.io.gfile.isdir(path) else []
-    if not versions:
-        raise ValueError(f"{path} is neither a SavedModel folder nor a folder of numeric versions holding one.")
-    return posixpath.join(path, str(max(versions)))
 
 
 class EmbedModelHandler(ModelHandler):
@@ -65,13 +54,7 @@ class EmbedModelHandler(ModelHandler):
         self._batch = {"min_batch_size": min_batch_size, "max_batch_size": max_batch_size}
 
     def load_model(self):
-        import tensorflow as tf
-        import tensorflow_text  # noqa: F401 - registers the tokenizer's ops
-
-        folder = resolve_saved_model(self._saved_model)
-        loaded = tf.saved_model.load(folder)
-        if self._signature not in loaded.signatures:
-            raise ValueError(f"{folder} has no signature {self._signature!r}; it has {', '.join(loaded.signatures)}.")
+        loaded, folder = load_export(self._saved_model, signature=self._signature)
         logger.info("loaded %s", folder)
         return loaded
 
@@ -155,13 +138,13 @@ def build_pipeline(pipeline, input_pattern, output_prefix, saved_model, output_f
             else "text".
     """
     if output_format not in FORMATS:
-        raise ValueError(f"output_format must be one of {', '.join(FORMATS)}; received {output_format!r}.")
+        raise TfbertError(f"output_format must be one of {', '.join(FORMATS)}; received {output_format!r}.")
     if input_format is None:
         input_format = "jsonl" if str(input_pattern).endswith(".jsonl") else "text"
     if input_format not in INPUT_FORMATS:
-        raise ValueError(f"input_format must be one of {', '.join(INPUT_FORMATS)}; received {input_format!r}.")
+        raise TfbertError(f"input_format must be one of {', '.join(INPUT_FORMATS)}; received {input_format!r}.")
     if input_format == "text" and id_column is not None:
-        raise ValueError("text files have no id field; use JSONL input for id_column.")
+        raise TfbertError("text files have no id field; use JSONL input for id_column.")
     parse = beam.Map(parse_jsonl, column=column, id_column=id_column) if input_format == "jsonl" else beam.Map(parse_text)
     rows = (pipeline
             | "Read" >> beam.io.ReadFromText(input_pattern)
@@ -179,15 +162,14 @@ def build_pipeline(pipeline, input_pattern, output_prefix, saved_model, output_f
 
 
 def _embedding_width(saved_model):
-    import tensorflow as tf
-    import tensorflow_text  # noqa: F401
-
-    signature = tf.saved_model.load(resolve_saved_model(saved_model)).signatures["embed"]
+    signature = load_export(saved_model, signature="embed")[0].signatures["embed"]
     return int(signature.structured_outputs["sentence_embedding"].shape[-1])
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description="Embed a text or JSONL corpus with RunInference on a tfbert export.")
+def build_parser():
+    """The command line of `python -m tfbert.beam`; arguments it does not know are Beam pipeline options."""
+    parser = argparse.ArgumentParser(prog="python -m tfbert.beam",
+                                     description="Embed a text or JSONL corpus with RunInference on a tfbert export.")
     parser.add_argument("--input", required=True, help="text files (one text a line) or JSONL files, a glob")
     parser.add_argument("--output", required=True, help="output prefix: OUTPUT-SSSSS-of-NNNNN.parquet or .tfrecord")
     parser.add_argument("--saved-model", required=True, help="the encoder export (version or model folder, local or gs://)")
@@ -196,14 +178,25 @@ def main(argv=None):
     parser.add_argument("--column", default="text", help="JSONL text field (default: text)")
     parser.add_argument("--id-column", help="JSONL field copied as the row's id")
     parser.add_argument("--batch-size", type=int, default=32)
-    args, beam_args = parser.parse_known_args(argv)
+    return parser
+
+
+def main(argv=None):
+    args, beam_args = build_parser().parse_known_args(argv)
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    with beam.Pipeline(options=PipelineOptions(beam_args, save_main_session=False)) as pipeline:
-        build_pipeline(pipeline, args.input, args.output, args.saved_model, args.format, args.column, args.id_column,
-                       args.batch_size, input_format=args.input_format)
+    try:
+        # Checked here, once, so that a wrong path fails in one line before any worker starts.
+        width = _embedding_width(args.saved_model)
+        with beam.Pipeline(options=PipelineOptions(beam_args, save_main_session=False)) as pipeline:
+            build_pipeline(pipeline, args.input, args.output, args.saved_model, args.format, args.column,
+                           args.id_column, args.batch_size, width=width, input_format=args.input_format)
+    except TfbertError as e:
+        print(f"tfbert.beam: error: {e}", file=sys.stderr)
+        return 2
+    return 0
 
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO)
-    main()
+    sys.exit(main())

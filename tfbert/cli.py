@@ -49,12 +49,9 @@ def embed(args):
 
     texts = args.texts or [SEED_SENTENCE]
     if args.saved_model:
-        import tensorflow_text  # noqa: F401 - registers the ops the export uses
+        from tfbert.export_reader import load_export
 
-        from tfbert.export import latest_version
-
-        folder = latest_version(args.saved_model)
-        loaded = tf.saved_model.load(str(folder))
+        loaded, folder = load_export(args.saved_model, signature="tokenize")
         print(f"SavedModel: {folder}\n")
         tokenize, encode = loaded.signatures["tokenize"], loaded.signatures["serving_default"]
     else:
@@ -109,7 +106,7 @@ def check_serving(args):
     """Prints the ops of an export and whether TF Serving can run them; exit status 1 if it cannot."""
     from tfbert.serving import check_serving as check, format_report
 
-    from tfbert.export import latest_version
+    from tfbert.export_reader import latest_version
 
     report = check(latest_version(args.saved_model))
     if args.json:

@@ -22,6 +22,7 @@ import numpy as np
 from tfbert.data import _rows
 from tfbert.embedding import check_batch_size, embed_batches, embedder
 from tfbert.errors import TfbertError
+from tfbert.export_reader import latest_version
 from tfbert.files import write_atomic, write_json
 
 logger = logging.getLogger(__name__)
@@ -309,8 +310,6 @@ def embed_corpus(input_path, output, model=None, saved_model=None, column="text"
         shutil.rmtree(work_dir)
 
     if saved_model is not None:
-        from tfbert.export import latest_version
-
         folder = latest_version(saved_model).resolve()  # a newer version appearing later must not be mixed in
         function = embedder(saved_model=folder)
         engine = f"saved_model:{folder}"

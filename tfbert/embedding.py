@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from tfbert.encoder import mean_pool
 from tfbert.errors import TfbertError
+from tfbert.export_reader import latest_version, load_export
 
 
 GROUPS = 4
@@ -84,12 +85,7 @@ class _SavedModelEmbedder:
     """An export's `embed` signature: strings [batch] -> sentence embeddings [batch, hidden]."""
 
     def __init__(self, folder):
-        import tensorflow_text  # noqa: F401 - registers the tokenizer's ops
-
-        loaded = tf.saved_model.load(str(folder))
-        if "embed" not in loaded.signatures:
-            raise TfbertError(f"{folder} has no 'embed' signature (signatures: {', '.join(loaded.signatures)}): "
-                              "export an encoder with `tfbert export`, not a classifier.")
+        loaded, _ = load_export(folder, signature="embed")
         self._loaded = loaded  # the signature needs its object alive
         self.run = loaded.signatures["embed"]
         self.width = int(self.run.structured_outputs["sentence_embedding"].shape[-1])
@@ -107,8 +103,6 @@ def embedder(model=None, saved_model=None):
         saved_model: str. An encoder export (version folder or model folder) to use instead of model.
     """
     if saved_model is not None:
-        from tfbert.export import latest_version
-
         return _SavedModelEmbedder(latest_version(saved_model))
     if model is None or isinstance(model, str):
         from tfbert.encoder import build_encoder

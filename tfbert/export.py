@@ -30,6 +30,7 @@ from tfbert.embedding import embed_in_length_groups
 from tfbert.encoder import BERT_LAYER, TOKENIZER_LAYER, bert_outputs, mean_pool
 from tfbert import serving
 from tfbert.errors import TfbertError
+from tfbert.export_reader import existing_versions
 
 logger = logging.getLogger(__name__)
 
@@ -177,25 +178,6 @@ class _ClassifierModule(tf.Module):
             return {"serving_default": self._classify_pair, "classify_pair": self._classify_pair,
                     "tokenize_pair": self._tokenize_pair}
         return {"serving_default": self._classify, "tokenize": self._tokenize}
-
-
-def existing_versions(base_dir):
-    """The numeric version folders under base_dir, ascending."""
-    base_dir = pathlib.Path(base_dir)
-    if not base_dir.is_dir():
-        return []
-    return sorted(int(p.name) for p in base_dir.iterdir() if p.is_dir() and p.name.isdigit())
-
-
-def latest_version(path):
-    """The SavedModel folder at path: path itself if it holds saved_model.pb, else its highest numeric version."""
-    path = pathlib.Path(path)
-    if (path / "saved_model.pb").is_file():
-        return path
-    versions = existing_versions(path)
-    if not versions:
-        raise TfbertError(f"{path} is neither a SavedModel folder nor a folder of numeric versions holding one.")
-    return path / str(versions[-1])
 
 
 def _validate_version(version):

@@ -16,23 +16,9 @@ import tensorflow as tf
 import tf_keras
 
 from tfbert.errors import TfbertError
+from tfbert.export_reader import load_export
 
 OUTPUT_KEYS = ("last_hidden_state", "pooled_output", "sentence_embedding")
-
-
-def _load(handle):
-    import tensorflow_text  # noqa: F401 - registers the tokenizer's ops
-
-    from tfbert.export import latest_version
-
-    folder = latest_version(handle)
-    loaded = tf.saved_model.load(str(folder))
-    if not callable(loaded) or not hasattr(loaded, "trainable_variables"):
-        raise TfbertError(
-            f"{folder} is not a reusable encoder export (no __call__ or trainable_variables): export it again "
-            "with tfbert.export_saved_model / `tfbert export` from this version of tfbert."
-        )
-    return loaded
 
 
 @tf_keras.saving.register_keras_serializable(package="tfbert")
@@ -59,7 +45,7 @@ class SavedModelLayer(tf_keras.layers.Layer):
         super().__init__(trainable=trainable, **kwargs)
         self.handle = str(pathlib.Path(handle))
         self.output_key = output_key
-        self._loaded = _load(self.handle)
+        self._loaded, _ = load_export(self.handle, reusable=True)
         trainable_ids = {id(v) for v in self._loaded.trainable_variables}
         for variable in self._loaded.trainable_variables:
             self._add_existing_weight(variable, trainable=True)
