@@ -88,17 +88,35 @@ class BertPretrainer(tf_keras.Model):
     def metrics(self):
         return [*self._loss_trackers.values(), self._mlm_accuracy, self._nsp_accuracy]
 
+    def heads(self, tokens, positions=None, training=False):
+        """BERT and both heads on token ids (no masking): what training runs after `mask_tokens`.
+
+        Args:
+            tokens: dict of int32 [batch, seq] `input_ids`, `token_type_ids`, `attention_mask`.
+            positions: int64 [n, 2] (row, position) pairs: compute MLM logits there only. The
+                vocabulary projection is the costliest layer, so training runs it on the selected
+                positions alone. Defaults to None (every position).
+            training: bool. Dropout on. Defaults to False.
+
+        Returns:
+            (mlm_logits float32 [batch, seq, vocab], or [n, vocab] at `positions`;
+             nsp_logits float32 [batch, 2]: index 0 "B follows A", as in transformers.)
+        """
+        outputs = self.model.bert(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"],
+                                  token_type_ids=tokens["token_type_ids"], training=training)
+        states = outputs.last_hidden_state
+        if positions is not None:
+            states = tf.gather_nd(states, positions)[None]
+        mlm_logits = self.model.mlm(states, training=training)
+        nsp_logits = self.model.nsp(outputs.pooler_output)
+        return (mlm_logits if positions is None else mlm_logits[0]), nsp_logits
+
     def _forward(self, features, training):
         tokens = self.tokenizer((features["text"], features["text_pair"]))
         masked, labels = mask_tokens(tokens["input_ids"], tokens["attention_mask"], self._special_ids,
                                      self.model.config.vocab_size, self.tokenizer.mask_id, self.mask_rate)
-        outputs = self.model.bert(input_ids=masked, attention_mask=tokens["attention_mask"],
-                                  token_type_ids=tokens["token_type_ids"], training=training)
         positions = tf.where(tf.not_equal(labels, IGNORE))
-        # The vocabulary projection is the costliest layer: run it on the selected positions only.
-        selected_states = tf.gather_nd(outputs.last_hidden_state, positions)[None]
-        mlm_logits = self.model.mlm(selected_states, training=training)[0]
-        nsp_logits = self.model.nsp(outputs.pooler_output)
+        mlm_logits, nsp_logits = self.heads({**tokens, "input_ids": masked}, positions, training)
         return tf.gather_nd(labels, positions), mlm_logits, nsp_logits
 
     def _compute_losses(self, features, nsp_labels, training):
