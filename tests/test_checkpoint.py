@@ -149,3 +149,39 @@ def test_hidden_states_without_torch_equal_torch(tiny_checkpoint):
             input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask)).last_hidden_state.numpy()
     valid = np.array(mask, bool)
     assert np.abs(ours[valid] - theirs[valid]).max() <= 1e-5
+
+
+@pytest.fixture(scope="module")
+def h5_checkpoint(tmp_path_factory, tiny_checkpoint):
+    """The tiny checkpoint as transformers' TensorFlow writes it: tf_model.h5, no safetensors."""
+    folder = tmp_path_factory.mktemp("tiny-h5")
+    ckpt.load_bert_model(ckpt.load_checkpoint(str(tiny_checkpoint))).save_pretrained(str(folder), safe_serialization=False)
+    for name in ("vocab.txt", "tokenizer_config.json"):
+        shutil.copyfile(tiny_checkpoint / name, folder / name)
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "tf_model.h5", "tokenizer_config.json", "vocab.txt"]
+    return folder
+
+
+def test_tf_model_h5_loads_the_same_weights(h5_checkpoint, tiny_checkpoint):
+    from tfbert.encoder import build_encoder
+
+    checkpoint = ckpt.load_checkpoint(str(h5_checkpoint))
+    assert checkpoint.weights_file.name == "tf_model.h5"
+    texts = tf.constant(["The quick brown fox", "tf_model.h5 checkpoints load too", ""])
+    from_h5 = build_encoder(str(h5_checkpoint))(texts)
+    from_safetensors = build_encoder(str(tiny_checkpoint))(texts)
+    for name in ("last_hidden_state", "pooled_output"):
+        np.testing.assert_array_equal(from_h5[name].numpy(), from_safetensors[name].numpy())
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+def test_corrupt_tf_model_h5_is_one_line(tmp_path, h5_checkpoint, damage):
+    from test_cli import assert_one_line_error, tfbert
+
+    folder = copy_checkpoint(h5_checkpoint, tmp_path / "c")
+    weights = folder / "tf_model.h5"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2] if damage == "truncate" else b"\x00garbage" * 100)
+    with pytest.raises(TfbertError, match="tf_model.h5 is corrupt or truncated"):
+        ckpt.load_bert_model(ckpt.load_checkpoint(str(folder)))
+    assert_one_line_error(tfbert("embed", "--model", folder, "x"), r"tf_model\.h5 is corrupt or truncated")

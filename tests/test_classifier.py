@@ -179,3 +179,52 @@ def test_default_pooling_follows_the_checkpoint(tiny_checkpoint, default_checkpo
     assert default_checkpoint.pooling == "mean"
     assert sentence_transformers_pooling(tiny_checkpoint) is None
     assert build_classifier(str(tiny_checkpoint), labels=["a", "b"]).head.pooling == "pooled"
+
+
+FRESH_OUTPUTS = r"""
+import json, sys
+import tensorflow as tf
+import tensorflow_text  # noqa: F401
+
+texts = json.loads(sys.argv[2])
+report = {}
+for path in sys.argv[1].split(","):
+    loaded = tf.saved_model.load(path)
+    outputs = loaded.signatures["serving_default"](text=tf.constant(texts))
+    report[path] = {k: {"value": v.numpy().tolist(), "dtype": v.dtype.name} for k, v in outputs.items()}
+print(json.dumps(report))
+"""
+
+
+@pytest.mark.parametrize("task,labels", [("multi_label", ["games", "database", "free"]), ("regression", ["rating"])])
+def test_multi_label_and_regression_exports(tmp_path, tiny_checkpoint, task, labels):
+    texts = debian_texts("dev", 5) + ["", "a game"]
+    model = build_classifier(str(tiny_checkpoint), labels=labels, task=task)
+    dense = model.head._dense
+    kernel, bias = dense.get_weights()
+    trained = export_saved_model(model, tmp_path / "trained", warmup=False)
+    # Hand-checkable: a zero kernel leaves the bias, the same for every text.
+    hand_bias = np.array([2.0, -1.0, 0.0] if task == "multi_label" else [3.25], np.float32)
+    dense.set_weights([np.zeros_like(kernel), hand_bias])
+    hand = export_saved_model(model, tmp_path / "hand", warmup=False)
+    result = run_python(FRESH_OUTPUTS, f"{trained},{hand}", json.dumps(texts))
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+
+    dense.set_weights([kernel, bias])
+    logits = model(tf.constant(texts)).numpy()
+    served, by_hand = report[str(trained)], report[str(hand)]
+    if task == "multi_label":
+        assert {k: v["dtype"] for k, v in served.items()} == {"probabilities": "float32", "logits": "float32",
+                                                             "predicted": "int32"}
+        np.testing.assert_allclose(served["logits"]["value"], logits, rtol=0, atol=1e-5)
+        probabilities = 1 / (1 + np.exp(-logits))
+        np.testing.assert_allclose(served["probabilities"]["value"], probabilities, rtol=0, atol=1e-6)
+        assert served["predicted"]["value"] == (probabilities >= 0.5).astype(int).tolist()
+        # sigmoid(2) = 0.881, sigmoid(-1) = 0.269, sigmoid(0) = 0.5 (at least 0.5: predicted)
+        np.testing.assert_allclose(by_hand["probabilities"]["value"], [[0.880797, 0.268941, 0.5]] * len(texts), atol=1e-6)
+        assert by_hand["predicted"]["value"] == [[1, 0, 1]] * len(texts)
+    else:
+        assert {k: v["dtype"] for k, v in served.items()} == {"score": "float32"}
+        np.testing.assert_allclose(served["score"]["value"], logits[:, 0], rtol=0, atol=1e-5)
+        assert by_hand["score"]["value"] == [3.25] * len(texts)

@@ -17,10 +17,15 @@ from conftest import REPO, shared_file
 from test_cli import assert_one_line_error, tfbert
 
 
-def slice_of(split, count, folder, labels=None):
-    """The first `count` rows of debian-sections/<split>.csv (of the given labels), as <folder>/<split>.csv."""
+def slice_of(split, count, folder, labels=None, per_label=False):
+    """The first `count` rows of debian-sections/<split>.csv (of the given labels; with per_label, the
+    first `count` of each label), as <folder>/<split>.csv."""
     with open(shared_file("data", "debian-sections", f"{split}.csv"), encoding="utf-8") as f:
-        rows = [r for r in csv.DictReader(f) if labels is None or r["label"] in labels][:count]
+        rows = [r for r in csv.DictReader(f) if labels is None or r["label"] in labels]
+    if per_label:
+        rows = [r for label in sorted(labels) for r in [r for r in rows if r["label"] == label][:count]]
+    else:
+        rows = rows[:count]
     path = pathlib.Path(folder) / f"{split}.csv"
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=["text", "label"])
@@ -36,7 +41,7 @@ def finetune_command(tiny_checkpoint, data_dir, out_dir, *extra):
             "--patience", "3", *extra]
 
 
-@pytest.mark.slow  # minutes of subprocess training: `pytest -m slow` (see README)
+@pytest.mark.slow  # minutes of subprocess training; runs in the suite and in CI
 def test_killed_run_resumes_after_its_last_finished_epoch(tmp_path, tiny_checkpoint):
     data_dir = tmp_path / "debian-sections"
     data_dir.mkdir()
@@ -161,3 +166,79 @@ def test_finetune_takes_a_tf_data_the_user_already_has(tmp_path, tiny_checkpoint
     assert [h["epoch"] for h in result.history] == [1, 2] and result.classifier.text_pair
     assert result.export_path == tmp_path / "pairs" / "1"
     assert (result.export_path / "assets.extra" / "labels.txt").read_text().split() == ["games", "database"]
+
+
+EVALUATE_EXPORT = r"""
+import csv, json, sys
+import tensorflow as tf
+import tensorflow_text  # noqa: F401
+
+with open(sys.argv[2], encoding="utf-8") as f:
+    rows = list(csv.DictReader(f))
+labels = tf.saved_model.load(sys.argv[1]).signatures["serving_default"](text=tf.constant([r["text"] for r in rows]))["label"]
+print(json.dumps(sum(l.decode() == r["label"] for l, r in zip(labels.numpy(), rows)) / len(rows)))
+"""
+
+
+@pytest.fixture(scope="module")
+def small_debian(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("data") / "debian-sections"
+    data_dir.mkdir()
+    slice_of("train", 160, data_dir)
+    slice_of("dev", 48, data_dir)
+    return data_dir
+
+
+def test_mirrored_run_exports_its_best_dev_epoch(tmp_path, tiny_checkpoint):
+    """--strategy mirrored trains; the exported model is the epoch with the best dev accuracy, and scores it."""
+    from conftest import run_python
+
+    data_dir = tmp_path / "debian-sections"
+    data_dir.mkdir()
+    # Balanced, so that dev accuracy moves away from the majority share once the tiny model learns.
+    slice_of("train", 96, data_dir, labels={"games", "database"}, per_label=True)
+    slice_of("dev", 32, data_dir, labels={"games", "database"}, per_label=True)
+    out = tmp_path / "saved_models"
+    command = finetune_command(tiny_checkpoint, data_dir, out, "--strategy", "mirrored", "--epochs", "4",
+                               "--patience", "4", "--learning-rate", "5e-3")
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    state = json.loads((out / ".finetune" / "debian-sections" / "state.json").read_text())
+    accuracies = [h["val_accuracy"] for h in state["history"]]
+    assert [h["epoch"] for h in state["history"]] == [1, 2, 3, 4]
+    assert state["best_epoch"] == 1 + int(np.argmax(accuracies)) and state["best_metric"] == max(accuracies)
+    assert f"best epoch: {state['best_epoch']} (val_accuracy {max(accuracies):.4f})" in result.stdout
+    print(f"dev accuracy by epoch: {accuracies}, best epoch {state['best_epoch']}")
+    assert len(set(accuracies)) > 1  # the epochs differ, so picking the best one is a real choice
+    # The export is that epoch: its accuracy on the dev file, served, equals what fit measured then.
+    exported = run_python(EVALUATE_EXPORT, out / "debian-sections" / "1", data_dir / "dev.csv")
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    assert abs(json.loads(exported.stdout.strip().splitlines()[-1]) - max(accuracies)) < 1e-6
+
+
+def test_patience_stops_and_restart_trains_anew(tmp_path, tiny_checkpoint, small_debian):
+    out = tmp_path / "saved_models"
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    state_file = out / ".finetune" / "debian-sections" / "state.json"
+    # A learning rate too small to change any prediction: dev accuracy stays flat, so patience 1 stops
+    # the run after epoch 2 (epoch 1 is the best; epoch 2 does not improve on it).
+    flat = finetune_command(tiny_checkpoint, small_debian, out, "--epochs", "5", "--patience", "1",
+                            "--learning-rate", "1e-9")
+    result = subprocess.run(flat, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Epoch 2/5" in result.stdout and "Epoch 3/5" not in result.stdout
+    state = json.loads(state_file.read_text())
+    assert [h["epoch"] for h in state["history"]] == [1, 2] and state["best_epoch"] == 1 and state["wait"] == 1
+    assert state["history"][0]["val_accuracy"] == state["history"][1]["val_accuracy"]
+
+    # The same finished run again is not trained; with --restart it is, from scratch, with the new settings.
+    again = subprocess.run(flat, env=env, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0 and "Epoch" not in again.stdout
+    restarted = finetune_command(tiny_checkpoint, small_debian, out, "--epochs", "2", "--restart")
+    result = subprocess.run(restarted, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Epoch 1/2" in result.stdout and "Epoch 2/2" in result.stdout and "resumed" not in result.stdout
+    state = json.loads(state_file.read_text())
+    assert [h["epoch"] for h in state["history"]] == [1, 2] and state["finished"]
+    assert result.stdout.strip().endswith(str(out / "debian-sections" / "2"))  # a new version of the model
