@@ -193,7 +193,7 @@ def test_pretrainer_with_added_tokens_writes_a_transformers_folder(tmp_path, voc
         states = BertModel.from_pretrained(str(folder)).eval()(**batch).last_hidden_state.numpy()
     ours = encoder(tf.constant(texts[:8]))["last_hidden_state"].numpy()
     mask = batch["attention_mask"].numpy()[:, :, None].astype(bool)
-    assert np.abs(np.where(mask, ours - states, 0)).max() <= 1e-4
+    assert np.abs(np.where(mask, ours - states, 0)).max() <= 1e-5  # float32 noise
 
 
 def test_pretrain_with_added_tokens_learns_them_and_refuses_another_list_on_resume(tmp_path):

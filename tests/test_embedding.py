@@ -31,7 +31,7 @@ def test_embed_equals_the_reference_on_a_real_corpus(default_encoder, torch_refe
     theirs = reference_embeddings(torch_reference, texts)
     cosine = np.sum(ours * theirs, axis=1)
     print(f"embed vs PyTorch: min cosine {cosine.min():.8f} over {len(texts)} texts")
-    assert cosine.min() >= 0.99999, texts[int(np.argmin(cosine))]
+    assert cosine.min() >= 0.999999, (cosine.min(), texts[int(np.argmin(cosine))])  # README: 0.99999976 measured
     np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1, atol=1e-5)
 
 

@@ -9,7 +9,9 @@ from conftest import debian_texts
 from tfbert.encoder import build_encoder, mean_pool
 from tfbert.errors import TfbertError
 
-TOLERANCE = 1e-4
+# The README claims float32 noise, about 3e-6 measured (benchmarks/results/parity.json): a bound of
+# the same order, with room for other CPUs' kernels.
+TOLERANCE = 2e-5
 
 
 def mixed_length_texts():
@@ -64,7 +66,7 @@ def test_sentence_embedding_matches_sentence_transformers_pooling(default_encode
     mask = batch["attention_mask"].unsqueeze(-1).float()
     reference = torch.nn.functional.normalize((theirs.last_hidden_state * mask).sum(1) / mask.sum(1).clamp(min=1e-9))
     cosine = (ours * reference.numpy()).sum(-1)
-    assert cosine.min() >= 0.99999
+    assert cosine.min() >= 0.999999, cosine.min()
 
 
 def test_graph_and_predict(default_encoder):

@@ -43,9 +43,9 @@ def test_pruned_equals_pytorch_with_head_mask(tiny_checkpoint):
     valid = mask[:, :, None].astype(bool)
     difference = np.abs(np.where(valid, hidden - masked, 0)).max()
     print(f"pruned vs PyTorch head_mask: max abs difference {difference:.3g}")
-    assert difference <= 1e-5
-    assert np.abs(ours["pooled_output"].numpy() - masked_pooled).max() <= 1e-5
-    assert np.abs(np.where(valid, hidden - torch_pruned, 0)).max() <= 1e-5  # and PyTorch's own pruning
+    assert difference <= 3e-6  # README: about 5e-7
+    assert np.abs(ours["pooled_output"].numpy() - masked_pooled).max() <= 3e-6
+    assert np.abs(np.where(valid, hidden - torch_pruned, 0)).max() <= 3e-6  # and PyTorch's own pruning
     unpruned = encoder(tf.constant(TEXTS))["last_hidden_state"].numpy()
     assert np.abs(np.where(valid, unpruned - masked, 0)).max() > 1e-3  # the heads did matter
     assert pruned.count_params() < encoder.count_params()
