@@ -1,8 +1,10 @@
 """The TF Serving path: TensorFlow's C API loading an export, warm-up, models.config, load and bad input."""
 
 import glob
+import json
 import os
 import pathlib
+import re
 import struct
 import subprocess
 import threading
@@ -14,7 +16,8 @@ import tensorflow as tf
 from conftest import SEED_IDS, SEED_SENTENCE, debian_texts, read_jsonl, shared_file, valid_ids
 from tfbert import serving
 from tfbert.errors import TfbertError
-from tfbert.export import existing_versions, export_saved_model, prune_versions
+from tfbert.export import export_saved_model, prune_versions
+from tfbert.export_reader import existing_versions
 
 SIGNATURE_INPUTS = {
     "serving_default": ["text"], "tokenize": ["text"], "embed": ["text"],
@@ -125,7 +128,7 @@ def test_c_api_serves_every_signature_like_python(c_runner, default_export, load
             if value.size:
                 worst = max(worst, float(np.abs(from_c[name].astype(np.float64) - value).max()))
     print(f"C API vs Python, max abs difference over all signatures: {worst:.3g}")
-    assert worst <= 1e-5
+    assert worst == 0.0  # the same graph and kernels: bit-identical, as the README says
     tokenized = results[[s for s, _ in requests].index("tokenize")]
     assert valid_ids(tokenized)[0] == SEED_IDS
     assert valid_ids(tokenized)[len(texts) - len(AWKWARD)] == [101, 102]  # b"" is [CLS] [SEP]
@@ -151,7 +154,11 @@ def test_warmup_covers_every_signature_and_replays(default_export, loaded_defaul
         if signature == "tokenize":
             lengths.add(int(outputs["input_ids"].shape[1]))
     assert min(lengths) <= 16 and 32 <= sorted(lengths)[1] <= 128 and max(lengths) == 512, lengths
-    assert len(records) <= 1000  # TF Serving replays at most 1000 warm-up records
+    # The README: 25 requests, each signature on single texts of three lengths and batches of 8 of the two shorter.
+    assert len(records) == 25 <= 1000  # TF Serving replays at most 1000 warm-up records
+    for signature in SIGNATURE_INPUTS:
+        sizes = [int(tf.make_ndarray(r.inputs["text"]).shape[0]) for r in requests if r.model_spec.signature_name == signature]
+        assert sorted(sizes) == [1, 1, 1, 8, 8], (signature, sizes)
 
 
 # Versions and models.config ----------------------------------------------------------------------------------
@@ -240,8 +247,6 @@ def test_killed_export_leaves_no_version(tmp_path, tiny_checkpoint, tiny_encoder
 # check-serving ----------------------------------------------------------------------------------------------
 
 def test_check_serving_default_export(default_export):
-    import json
-
     from test_cli import tfbert
 
     result = tfbert("check-serving", default_export[1], "--json")
@@ -395,22 +400,58 @@ def test_bad_input_returns_well_formed_outputs(loaded_tiny, reference_tokenizer)
 
 
 def test_readme_rest_examples_are_true(loaded_default):
-    """The README's REST requests with exact JSON responses, run as TF Serving's row format defines them."""
-    import json
-    import re
-
+    """The README's REST requests with exact JSON responses (tokenize, tokenize_pair), from the export."""
     from conftest import REPO
 
     readme = (REPO / "README.md").read_text(encoding="utf-8")
-    examples = re.findall(r"-d '(\{.*?\})'\n```\n```json\n(.*?)\n```", readme, flags=re.S)
-    assert len(examples) >= 2
-    for request_json, response_json in examples:
-        request, response = json.loads(request_json), json.loads(response_json)
-        signature = request["signature_name"]
+    examples = re.findall(r"-d '(\{[^\n]*\})'\n```\n```json\n(.*?)\n```", readme, flags=re.S)
+    assert sorted(json.loads(request)["signature_name"] for request, _ in examples) == ["tokenize", "tokenize_pair"]
+    for request, response in examples:
+        assert rest_response(loaded_default, json.loads(request)) == json.loads(response), request
+
+
+def rest_response(loaded, request):
+    """The JSON body TF Serving's REST predict API answers to a request, from the loaded export.
+
+    Row format ("instances"): "predictions", one entry per instance, an object of outputs, or the bare
+    value when the signature has one output. Columnar format ("inputs"): "outputs", an object of
+    whole-batch outputs, or the bare value when there is one.
+    """
+    signature = request.get("signature_name", "serving_default")
+    names = SIGNATURE_INPUTS[signature]
+    if "instances" in request:
         instances = request["instances"]
-        # Row format: a one-input signature takes bare values; otherwise one object per instance.
-        names = SIGNATURE_INPUTS[signature]
         columns = {n: [row if len(names) == 1 else row[n] for row in instances] for n in names}
-        outputs = loaded_default.signatures[signature](**{n: tf.constant(v) for n, v in columns.items()})
-        rows = [{k: v.numpy()[i].tolist() for k, v in outputs.items()} for i in range(len(instances))]
-        assert response == {"predictions": rows}, signature
+    else:
+        inputs = request["inputs"]
+        columns = inputs if isinstance(inputs, dict) else {names[0]: inputs}
+    outputs = {k: v.numpy().tolist() for k, v in loaded.signatures[signature](**{n: tf.constant(v) for n, v in columns.items()}).items()}
+    if "instances" in request:
+        rows = [{k: v[i] for k, v in outputs.items()} for i in range(len(instances))]
+        return {"predictions": [next(iter(r.values())) if len(r) == 1 else r for r in rows]}
+    return {"outputs": next(iter(outputs.values())) if len(outputs) == 1 else outputs}
+
+
+def abbreviated(value):
+    """JSON as the README prints long float arrays: the first 3 floats (4 decimals), `...N floats`,
+    and of a sequence of token vectors the first one and `...N tokens`."""
+    if isinstance(value, dict):  # keys sorted: a JSON object's key order carries no meaning
+        return "{" + ", ".join(f"{json.dumps(k)}: {abbreviated(v)}" for k, v in sorted(value.items())) + "}"
+    if value and all(isinstance(x, float) for x in value):
+        return "[" + ", ".join(repr(round(x, 4)) for x in value[:3]) + f", ...{len(value)} floats]"
+    if value and all(isinstance(x, list) and x and isinstance(x[0], list) for x in value):  # [batch][seq][hidden]
+        return "[" + ", ".join(f"[{abbreviated(tokens[0])}, ...{len(tokens)} tokens]" for tokens in value) + "]"
+    return "[" + ", ".join(abbreviated(x) for x in value) + "]"
+
+
+def test_readme_rest_examples_of_float_outputs_are_true(loaded_default):
+    """serving_default, encode_pair and embed: the README's abbreviated JSON, built from the export."""
+    from conftest import REPO
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    examples = re.findall(r"-d '(\{[^\n]*\})'\n```\n```\n(.*?)\n```", readme, flags=re.S)
+    assert sorted(json.loads(request)["signature_name"] for request, _ in examples) == \
+        ["embed", "encode_pair", "serving_default"]
+    for request, response in examples:
+        ours = abbreviated(rest_response(loaded_default, json.loads(request)))
+        assert re.sub(r"\s+", " ", response) == ours, (request, ours)
