@@ -27,6 +27,8 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
+from machine import machine_info  # noqa: E402
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 CORPUS = pathlib.Path(os.environ.get("TFBERT_SHARED", REPO.parent / "shared")) / "data" / "debian-descriptions.txt"
 
@@ -106,7 +108,7 @@ def main():
     from tfbert.pretraining import build_pretrainer
 
     holdout_every = 20
-    report = {"corpus": str(CORPUS), "holdout_every": holdout_every, "args": vars(args), "machine": {"cpus": os.cpu_count()}}
+    report = {"corpus": str(CORPUS), "holdout_every": holdout_every, "args": vars(args), "machine": machine_info()}
     with tempfile.TemporaryDirectory() as work:
         print("tiny BERT from scratch ...", flush=True)
         start = time.perf_counter()

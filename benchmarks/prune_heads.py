@@ -20,6 +20,8 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
+from machine import machine_info  # noqa: E402
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 DATA = pathlib.Path(os.environ.get("TFBERT_SHARED", REPO.parent / "shared")) / "data" / "debian-sections"
 
@@ -44,7 +46,8 @@ def main():
     heads = {layer: list(range(0, encoder.get_layer("bert").config.num_attention_heads, 2))
              for layer in range(encoder.get_layer("bert").config.num_hidden_layers)}
     pruned = prune_heads(encoder, heads)
-    report = {"pruned_heads": {str(k): v for k, v in heads.items()}, "texts": len(texts), "batch": 32}
+    report = {"machine": machine_info(), "pruned_heads": {str(k): v for k, v in heads.items()}, "texts": len(texts),
+              "batch": 32}
     with tempfile.TemporaryDirectory() as work:
         paths = {"full": export_saved_model(encoder, pathlib.Path(work) / "full", warmup=False),
                  "pruned": export_saved_model(pruned, pathlib.Path(work) / "pruned", warmup=False)}
