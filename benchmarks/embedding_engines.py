@@ -1,12 +1,18 @@
 """Sentence-embedding speed of four engines on the default checkpoint, in one run, on the same texts.
 
 Engines (each returns mean-pooled, L2-normalised sentence embeddings, from raw strings):
-- tfbert: the exported SavedModel's `embed` signature (in-graph tokenizer), loaded with tensorflow +
-  tensorflow_text as a server loads it;
+- tfbert: the exported SavedModel's `embed` signature (in-graph tokenizer, in-graph length groups),
+  loaded with tensorflow + tensorflow_text as a server loads it;
+- tfbert-nogroups: the same export's reusable `__call__` (one padded batch, no length groups);
 - classic: transformers' Python `BertTokenizer` + PyTorch `BertModel` (the seed recipe), mean pooling in torch;
+- classic-groups: the same, with the batch split into the length groups tfbert's `embed` uses;
 - hf-tf: transformers' `TFBertTokenizer` + `TFBertModel` in one tf.function graph;
 - onnxruntime: the same PyTorch weights exported to ONNX (torch.onnx, opset 17), run by ONNX Runtime
-  (all graph optimisations) after `BertTokenizerFast`, as optimum does.
+  (all graph optimisations) after `BertTokenizerFast`, as optimum does;
+- onnxruntime-groups: the same, with tfbert's length groups.
+The `-groups` peers get the advantage tfbert's `embed` has (the same rule: sort the batch by token count,
+split it into up to 4 groups of at least 8 texts when that cuts the padded tokens by a fifth), so that a
+ratio against them measures the engines, not the batching.
 
 Measured in rounds: each engine in turn runs a block of the same batches (4 batches of 32, or 25 single
 texts), so that the machine's noise falls on all of them. Blocks rather than single calls, because
@@ -16,13 +22,16 @@ would slow whichever engine ran right after them.
   order): sentences/s and tokens/s (real tokens, no padding);
 - latency at batch 1: p50 and p99 over single texts;
 - embedding a 10,000-text corpus: `tfbert embed-corpus` (the export, length-sorted batches of 32)
-  against each engine looping over the corpus in batches of 32 in file order;
+  against each engine looping over the corpus in batches of 32, in file order and sorted by length
+  (as sentence-transformers' `encode` sorts);
+- the tokenizer alone at batch 1 (the export's `tokenize` signature), p50;
 - achieved GFLOP/s (the model's multiply-adds on real tokens x 2, over wall time) against the float32
   matmul peak of this machine measured in the same run.
 Every engine's embeddings are checked against the classic recipe's (min cosine).
 
 usage: python benchmarks/embedding_engines.py [--texts 1024] [--latency-texts 300] [--corpus 10000]
-       [--engines tfbert,classic,hf-tf,onnxruntime] [--corpus-engines classic,onnxruntime] [--out benchmarks/results/embedding_engines.json]
+       [--engines tfbert,tfbert-nogroups,classic,classic-groups,hf-tf,onnxruntime,onnxruntime-groups]
+       [--corpus-engines classic,onnxruntime] [--out benchmarks/results/embedding_engines.json]
 Needs the test and bench extras: python -m pip install -e '.[test,bench]'
 """
 
@@ -30,7 +39,6 @@ import argparse
 import json
 import os
 import pathlib
-import platform
 import random
 import sys
 import tempfile
@@ -40,6 +48,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import numpy as np  # noqa: E402
+
+from machine import machine_info  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED = pathlib.Path(os.environ.get("TFBERT_SHARED", REPO.parent / "shared"))
@@ -63,6 +73,32 @@ def read_documents():
     return documents
 
 
+def length_groups(lengths, groups=4, min_group_size=8):
+    """Row indices of each length group, by the rule of tfbert's `embed_in_length_groups`; None: one batch."""
+    lengths = np.asarray(lengths)
+    order = np.argsort(lengths, kind="stable")
+    size = max(min_group_size, -(-len(lengths) // groups))
+    parts = [order[start:start + size] for start in range(0, len(lengths), size)]
+    grouped_tokens = sum(len(rows) * int(lengths[rows].max()) for rows in parts)
+    return parts if grouped_tokens * 5 <= len(lengths) * int(lengths.max()) * 4 else None
+
+
+def run_in_groups(run, batch, grouped):
+    """run(dict of [batch, seq] arrays) -> [batch, width], on each length group's rows trimmed to its longest."""
+    lengths = np.asarray(batch["attention_mask"]).sum(1)
+    parts = length_groups(lengths) if grouped else None
+    if parts is None:
+        return run(batch)
+    result = None
+    for rows in parts:
+        longest = int(lengths[rows].max())
+        part = run({name: value[rows][:, :longest] for name, value in batch.items()})
+        if result is None:
+            result = np.zeros((len(lengths), part.shape[1]), np.float32)
+        result[rows] = part
+    return result
+
+
 def mean_pool_numpy(hidden, mask):
     mask = mask[:, :, None].astype(np.float32)
     pooled = (hidden * mask).sum(1) / np.maximum(mask.sum(1), 1e-9)
@@ -84,10 +120,18 @@ class Tfbert:
         return self.signature(text=self.tf.constant(texts))["sentence_embedding"].numpy()
 
 
+class TfbertNoGroups(Tfbert):
+    name = "tfbert SavedModel, no length groups"
+
+    def __call__(self, texts):
+        # The reusable __call__ computes the same embedding on the whole batch, padded once.
+        return self.loaded(self.tf.constant(texts), training=False)["sentence_embedding"].numpy()
+
+
 class Classic:
     name = "classic recipe (PyTorch)"
 
-    def __init__(self, folder):
+    def __init__(self, folder, grouped=False):
         import torch
         from transformers import BertModel, BertTokenizer
 
@@ -95,15 +139,21 @@ class Classic:
         self.torch = torch
         self.tokenizer = BertTokenizer.from_pretrained(folder)
         self.model = BertModel.from_pretrained(folder).eval()
+        self.grouped = grouped
+        if grouped:
+            self.name += ", length groups"
 
-    def __call__(self, texts):
+    def _embed(self, batch):
         torch = self.torch
-        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=MAX_LENGTH, return_tensors="pt")
         with torch.inference_mode():
             hidden = self.model(**batch).last_hidden_state
             mask = batch["attention_mask"][:, :, None].to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
             return torch.nn.functional.normalize(pooled, dim=-1).numpy()
+
+    def __call__(self, texts):
+        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=MAX_LENGTH, return_tensors="pt")
+        return run_in_groups(self._embed, dict(batch), self.grouped)
 
 
 class HfTensorflow:
@@ -136,7 +186,7 @@ class HfTensorflow:
 class OnnxRuntime:
     name = "ONNX Runtime"
 
-    def __init__(self, folder, work):
+    def __init__(self, folder, work, grouped=False):
         import onnxruntime
         import torch
         from transformers import BertModel, BertTokenizerFast
@@ -154,12 +204,18 @@ class OnnxRuntime:
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.tokenizer = BertTokenizerFast.from_pretrained(folder)
+        self.grouped = grouped
+        if grouped:
+            self.name += ", length groups"
+
+    def _embed(self, feeds):
+        hidden = self.session.run(["last_hidden_state"], feeds)[0]
+        return mean_pool_numpy(hidden, feeds["attention_mask"])
 
     def __call__(self, texts):
         batch = self.tokenizer(texts, padding=True, truncation=True, max_length=MAX_LENGTH, return_tensors="np")
         feeds = {name: batch[name].astype(np.int64) for name in ("input_ids", "attention_mask", "token_type_ids")}
-        hidden = self.session.run(["last_hidden_state"], feeds)[0]
-        return mean_pool_numpy(hidden, batch["attention_mask"])
+        return run_in_groups(self._embed, feeds, self.grouped)
 
 
 def matmul_peak(seconds=3.0):
@@ -208,7 +264,7 @@ def main():
     parser.add_argument("--texts", type=int, default=1024, help="texts for the batch-32 throughput (default: 1024)")
     parser.add_argument("--latency-texts", type=int, default=300, help="single texts for the batch-1 latency")
     parser.add_argument("--corpus", type=int, default=10000, help="texts of the corpus-embedding run")
-    parser.add_argument("--engines", default="tfbert,classic,hf-tf,onnxruntime")
+    parser.add_argument("--engines", default="tfbert,tfbert-nogroups,classic,classic-groups,hf-tf,onnxruntime,onnxruntime-groups")
     parser.add_argument("--corpus-engines", default="classic,onnxruntime",
                         help="engines that also loop over the whole corpus (each takes minutes)")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "embedding_engines.json"))
@@ -232,13 +288,15 @@ def main():
 
     with tempfile.TemporaryDirectory() as work:
         export = export_saved_model(build_encoder(), pathlib.Path(work) / "minilm-l6-uncased", warmup=False)
-        factories = {"tfbert": lambda: Tfbert(export), "classic": lambda: Classic(folder),
-                     "hf-tf": lambda: HfTensorflow(folder), "onnxruntime": lambda: OnnxRuntime(folder, work)}
+        factories = {"tfbert": lambda: Tfbert(export), "tfbert-nogroups": lambda: TfbertNoGroups(export),
+                     "classic": lambda: Classic(folder), "classic-groups": lambda: Classic(folder, grouped=True),
+                     "hf-tf": lambda: HfTensorflow(folder), "onnxruntime": lambda: OnnxRuntime(folder, work),
+                     "onnxruntime-groups": lambda: OnnxRuntime(folder, work, grouped=True)}
         engines = {key: factories[key]() for key in args.engines.split(",")}
         reference = engines.get("classic") or Classic(folder)
         tokenizer = reference.tokenizer
         lengths = [len(ids) for ids in tokenizer(throughput_texts, truncation=True, max_length=MAX_LENGTH)["input_ids"]]
-        report = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "tensorflow": tf.__version__},
+        report = {"machine": machine_info(), "args": vars(args),
                   "matmul_peak_gflops": matmul_peak(), "max_length": MAX_LENGTH,
                   "throughput_texts": len(throughput_texts), "mean_tokens": float(np.mean(lengths)),
                   "max_tokens": int(np.max(lengths)), "engines": {}}
@@ -271,6 +329,14 @@ def main():
                                            "batch1_p99_ms": float(np.percentile(values, 99))})
             print(key, "p50", np.percentile(values, 50), "p99", np.percentile(values, 99), file=sys.stderr)
 
+        # The tokenizer alone at batch 1: the export's tokenize signature, in the same rounds.
+        if "tfbert" in engines:
+            tokenize = engines["tfbert"].loaded.signatures["tokenize"]
+            tokenizer_only = {"tokenize": lambda texts: tokenize(text=tf.constant(texts))["input_ids"].numpy()}
+            tokenize_seconds, _ = in_rounds(tokenizer_only, [[text] for text in latency_texts], block=25)
+            report["tfbert_tokenize_batch1_p50_ms"] = float(np.percentile(np.asarray(tokenize_seconds["tokenize"]) * 1000, 50))
+            print("tokenize p50", report["tfbert_tokenize_batch1_p50_ms"], file=sys.stderr)
+
         if not args.corpus:
             return finish(report, args.out)
         # A whole corpus: embed-corpus on the export, and each engine looping over batches of 32 in file order.
@@ -286,7 +352,14 @@ def main():
             for i in range(0, len(corpus_texts), 32):
                 engine(corpus_texts[i:i + 32])
             report["corpus"][f"{key}_loop_s"] = time.perf_counter() - start
-            print(key, "corpus loop", report["corpus"][f"{key}_loop_s"], file=sys.stderr)
+            # Sorted by length first, as sentence-transformers' encode does (the sort is timed too).
+            start = time.perf_counter()
+            ordered = sorted(corpus_texts, key=len)
+            for i in range(0, len(ordered), 32):
+                engine(ordered[i:i + 32])
+            report["corpus"][f"{key}_sorted_loop_s"] = time.perf_counter() - start
+            print(key, "corpus loop", report["corpus"][f"{key}_loop_s"], "sorted", report["corpus"][f"{key}_sorted_loop_s"],
+                  file=sys.stderr)
 
     finish(report, args.out)
 
