@@ -14,6 +14,9 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED = pathlib.Path(os.environ.get("TFBERT_SHARED", REPO.parent / "shared"))
 SEED_SENTENCE = "The quick brown fox jumps over the lazy dog fox"
 SEED_IDS = [101, 1996, 4248, 2829, 4419, 14523, 2058, 1996, 13971, 3899, 4419, 102]
+# The tiny random BERTs of the fast tests: 2 layers, hidden 32, the default vocabulary.
+TINY_BERT = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                 max_position_embeddings=128)
 
 
 def shared_file(*parts):
@@ -104,8 +107,7 @@ def tiny_checkpoint(tmp_path_factory, vocab_file):
 
     folder = tmp_path_factory.mktemp("tiny-bert")
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                        intermediate_size=64, max_position_embeddings=128)
+    config = BertConfig(vocab_size=30522, **TINY_BERT)
     BertModel(config).eval().save_pretrained(folder, safe_serialization=True)
     BertTokenizer(vocab_file).save_pretrained(folder)
     return folder

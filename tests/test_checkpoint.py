@@ -18,6 +18,15 @@ def copy_checkpoint(source, destination):
     return destination
 
 
+def damaged_copy(source, destination, weights_file, damage):
+    """A copy of a checkpoint whose weights file is cut in half ("truncate") or replaced ("garbage")."""
+    folder = copy_checkpoint(source, destination)
+    weights = folder / weights_file
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2] if damage == "truncate" else b"\x00garbage" * 100)
+    return folder
+
+
 def test_default_preset_is_a_real_bert(default_checkpoint):
     assert default_checkpoint.name == DEFAULT_PRESET
     config = default_checkpoint.config
@@ -84,10 +93,7 @@ def test_vocab_size_mismatch(tmp_path, tiny_checkpoint):
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage"])
 def test_corrupt_weights(tmp_path, tiny_checkpoint, damage):
-    folder = copy_checkpoint(tiny_checkpoint, tmp_path / "c")
-    weights = folder / "model.safetensors"
-    data = weights.read_bytes()
-    weights.write_bytes(data[: len(data) // 2] if damage == "truncate" else b"\x00garbage" * 100)
+    folder = damaged_copy(tiny_checkpoint, tmp_path / "c", "model.safetensors", damage)
     checkpoint = ckpt.load_checkpoint(str(folder))
     with pytest.raises(TfbertError, match="is corrupt or truncated"):
         ckpt.load_bert_model(checkpoint)
@@ -178,10 +184,7 @@ def test_tf_model_h5_loads_the_same_weights(h5_checkpoint, tiny_checkpoint):
 def test_corrupt_tf_model_h5_is_one_line(tmp_path, h5_checkpoint, damage):
     from test_cli import assert_one_line_error, tfbert
 
-    folder = copy_checkpoint(h5_checkpoint, tmp_path / "c")
-    weights = folder / "tf_model.h5"
-    data = weights.read_bytes()
-    weights.write_bytes(data[: len(data) // 2] if damage == "truncate" else b"\x00garbage" * 100)
+    folder = damaged_copy(h5_checkpoint, tmp_path / "c", "tf_model.h5", damage)
     with pytest.raises(TfbertError, match="tf_model.h5 is corrupt or truncated"):
         ckpt.load_bert_model(ckpt.load_checkpoint(str(folder)))
     assert_one_line_error(tfbert("embed", "--model", folder, "x"), r"tf_model\.h5 is corrupt or truncated")

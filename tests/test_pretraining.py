@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
-from conftest import SEED_SENTENCE, shared_file
+from conftest import SEED_SENTENCE, TINY_BERT, shared_file
 from tfbert.corpus import IS_NEXT, IS_RANDOM, sentence_pairs
 from tfbert.errors import TfbertError
 from tfbert.pretraining import IGNORE, build_pretrainer, mask_tokens
@@ -175,9 +175,7 @@ def tiny_pretraining_checkpoint(tmp_path_factory, vocab_file):
 
     folder = tmp_path_factory.mktemp("tiny-pretraining")
     torch.manual_seed(1)
-    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                        intermediate_size=64, max_position_embeddings=128)
-    model = BertForPreTraining(config).eval()
+    model = BertForPreTraining(BertConfig(vocab_size=30522, **TINY_BERT)).eval()
     with torch.no_grad():  # a fresh head's bias is 0: make it count, so that loading it is checked
         model.cls.predictions.bias.normal_(0, 0.5)
     model.save_pretrained(folder, safe_serialization=True)
@@ -228,8 +226,7 @@ def test_pretraining_heads_load_and_equal_pytorch(tiny_pretraining_checkpoint):
     selected, _ = pretrainer.heads(tokens, positions)
     np.testing.assert_allclose(selected.numpy(), tf.gather_nd(mlm, positions).numpy(), rtol=0, atol=1e-6)
     # Fresh heads would give other logits: the loaded ones differ from a freshly initialised pretrainer's.
-    fresh = build_pretrainer(config={"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
-                                     "intermediate_size": 64, "max_position_embeddings": 128}, max_length=64)
+    fresh = build_pretrainer(config=TINY_BERT, max_length=64)
     assert np.abs(pretrainer_logits(fresh, *PAIRS)[1] - mlm).max() > 0.1
 
 

@@ -101,9 +101,8 @@ def with_claims_checked(code, first_line):
         expected = _claimed_value(comment[1:]) if comment.startswith("#") else None
         if expected is None:
             continue
-        expression = "\n".join(lines[node.lineno - 1:end])[node.col_offset:]
-        expression = expression[:len(expression) - len(line) + node.end_col_offset] if node.lineno == end else expression
-        replacements[node.lineno] = (end, f"_claim({expression.strip()}, {expected!r}, {first_line + end})")
+        expression = ast.get_source_segment(code, node.value)
+        replacements[node.lineno] = (end, f"_claim({expression}, {expected!r}, {first_line + end})")
     out, skip_until = [], 0
     for number, line in enumerate(lines, 1):
         if number in replacements:
