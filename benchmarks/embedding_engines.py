@@ -73,8 +73,13 @@ def read_documents():
     return documents
 
 
-def length_groups(lengths, groups=4, min_group_size=8):
-    """Row indices of each length group, by the rule of tfbert's `embed_in_length_groups`; None: one batch."""
+def length_groups(lengths, groups=None, min_group_size=None):
+    """Row indices of each length group, by the rule of tfbert's `embed_in_length_groups` (and its
+    constants, so the peers' groups cannot drift from tfbert's); None: one batch."""
+    from tfbert.embedding import GROUPS, MIN_GROUP_SIZE
+
+    groups = GROUPS if groups is None else groups
+    min_group_size = MIN_GROUP_SIZE if min_group_size is None else min_group_size
     lengths = np.asarray(lengths)
     order = np.argsort(lengths, kind="stable")
     size = max(min_group_size, -(-len(lengths) // groups))
