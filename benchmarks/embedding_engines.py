@@ -76,7 +76,7 @@ def read_documents():
 def length_groups(lengths, groups=None, min_group_size=None):
     """Row indices of each length group, by the rule of tfbert's `embed_in_length_groups` (and its
     constants, so the peers' groups cannot drift from tfbert's); None: one batch."""
-    from tfbert.embedding import GROUPS, MIN_GROUP_SIZE
+    from tfbert.models.length_groups import GROUPS, MIN_GROUP_SIZE
 
     groups = GROUPS if groups is None else groups
     min_group_size = MIN_GROUP_SIZE if min_group_size is None else min_group_size
@@ -168,19 +168,21 @@ class HfTensorflow:
         import tensorflow as tf
         from transformers import TFBertTokenizer
 
-        from tfbert.checkpoint import load_bert_model, load_checkpoint
-        from tfbert.encoder import mean_pool
+        from tfbert.checkpoints.checkpoint import load_checkpoint
+        from tfbert.models.pooling import Pooling
+        from tfbert.models.weights import load_bert_model
 
         self.tf = tf
         tokenizer = TFBertTokenizer.from_pretrained(folder, padding="longest", truncation=True, max_length=MAX_LENGTH)
         model = load_bert_model(load_checkpoint(folder))  # transformers' TFBertModel, weights from safetensors
+        pooling = Pooling("mean", normalize=True)
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
         def run(text):
             tokens = tokenizer(text)
             hidden = model(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"],
                            token_type_ids=tokens["token_type_ids"], training=False).last_hidden_state
-            return mean_pool(hidden, tokens["attention_mask"])
+            return pooling({"last_hidden_state": hidden, "attention_mask": tokens["attention_mask"]})
 
         self.run = run
 
@@ -277,10 +279,10 @@ def main():
 
     import tensorflow as tf
 
-    from tfbert.checkpoint import load_checkpoint
-    from tfbert.embed_corpus import embed_corpus
-    from tfbert.encoder import build_encoder
-    from tfbert.export import export_saved_model
+    from tfbert.checkpoints.checkpoint import load_checkpoint
+    from tfbert.jobs.embed_corpus import embed_corpus
+    from tfbert.models.encoder import build_encoder
+    from tfbert.serving.export import export_saved_model
 
     checkpoint = load_checkpoint()
     folder = str(checkpoint.folder)

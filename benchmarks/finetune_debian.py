@@ -84,7 +84,7 @@ def finetuned(config, seed, dev, out_dir):
     import tensorflow as tf
     import tensorflow_text  # noqa: F401
 
-    from tfbert.finetune import finetune
+    from tfbert.jobs.finetune import finetune
 
     start = time.perf_counter()
     result = finetune(str(DATA / "train.csv"), str(DATA / "dev.csv"), out_dir=out_dir, name="debian-sections",
@@ -105,7 +105,8 @@ def plain_keras_recipe(seed, train, dev, epochs=3, learning_rate=5e-5, max_lengt
     import tf_keras
     from transformers import BertTokenizerFast
 
-    from tfbert.checkpoint import load_bert_model, load_checkpoint
+    from tfbert.checkpoints.checkpoint import load_checkpoint
+    from tfbert.models.weights import load_bert_model
 
     start = time.perf_counter()
     tf_keras.utils.set_random_seed(seed)
@@ -155,8 +156,8 @@ def batching_speed(args, train):
     import numpy as np
     import tensorflow as tf
 
-    from tfbert import data
-    from tfbert.classifier import build_classifier
+    from tfbert.jobs import batching
+    from tfbert.models.classifier import build_classifier
 
     labels = sorted(set(train[1]))
     ids = np.asarray([labels.index(label) for label in train[1]], np.int32)
@@ -170,11 +171,11 @@ def batching_speed(args, train):
         model = build_classifier(labels=labels, max_length=args.max_length, padding=padding)
         model.compile(train_steps=args.speed_steps * (args.speed_rounds + 1))
         tokenizer = model.get_layer("tokenizer")
-        lengths = data.token_lengths(tokenizer, texts)
-        dataset = data.make_dataset(texts, ids[:count], 32, lengths if bucket else None, shuffle=True, seed=0)
+        lengths = batching.token_lengths(tokenizer, texts)
+        dataset = batching.make_dataset(texts, ids[:count], 32, lengths if bucket else None, shuffle=True, seed=0)
         padded = 0
         for features, _ in dataset:  # tokens the model computes on, padding included
-            batch_lengths = data.token_lengths(tokenizer, [[t.decode() for t in features["text"].numpy()]])
+            batch_lengths = batching.token_lengths(tokenizer, [[t.decode() for t in features["text"].numpy()]])
             padded += len(batch_lengths) * (args.max_length if padding == "max_length" else int(batch_lengths.max()))
         model.fit(dataset.take(2), epochs=1, verbose=0)  # tracing and first-step allocation
         setups[name] = {"model": model, "dataset": dataset, "seconds": 0.0, "padded": padded, "real": int(lengths.sum())}

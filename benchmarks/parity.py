@@ -47,9 +47,9 @@ def main():
     import torch
     from transformers import BertModel, BertTokenizer
 
-    from tfbert.checkpoint import load_checkpoint
-    from tfbert.embedding import embed
-    from tfbert.encoder import build_encoder
+    from tfbert.checkpoints.checkpoint import load_checkpoint
+    from tfbert.models.embedding import embed
+    from tfbert.models.encoder import build_encoder
 
     torch.set_num_threads(os.cpu_count())
     encoder = build_encoder()

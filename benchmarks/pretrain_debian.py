@@ -36,7 +36,7 @@ CORPUS = pathlib.Path(os.environ.get("TFBERT_SHARED", REPO.parent / "shared")) /
 def most_frequent_token_baseline(tokenizer, holdout_every, segment_chars, sample_pairs=20_000):
     """Accuracy of always predicting the training split's commonest non-special token, on held-out text."""
 
-    from tfbert.corpus import sentence_pairs
+    from tfbert.jobs.sentence_pairs import sentence_pairs
 
     special = {tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id, tokenizer.mask_id, tokenizer.unk_id}
 
@@ -62,7 +62,7 @@ def lexical_nsp_baseline(holdout_every, segment_chars, train_pairs=20_000):
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
-    from tfbert.corpus import sentence_pairs
+    from tfbert.jobs.sentence_pairs import sentence_pairs
 
     def pairs(split, count, seed):
         rows = list(sentence_pairs(CORPUS, split, holdout_every, seed=seed, segment_chars=segment_chars)
@@ -83,7 +83,7 @@ def lexical_nsp_baseline(holdout_every, segment_chars, train_pairs=20_000):
 
 
 def heldout_metrics(pretrainer, holdout_every, steps, batch_size, segment_chars, seed=0):
-    from tfbert.corpus import pretraining_batches, sentence_pairs
+    from tfbert.jobs.sentence_pairs import pretraining_batches, sentence_pairs
 
     pairs = sentence_pairs(CORPUS, "heldout", holdout_every, seed=seed + 7, segment_chars=segment_chars)
     batches = pretraining_batches(pairs, pretrainer.tokenizer, batch_size=batch_size, seed=seed + 7)
@@ -103,9 +103,9 @@ def main():
 
     import tensorflow as tf
 
-    from tfbert.classifier import create_optimizer
-    from tfbert.pretrain import pretrain
-    from tfbert.pretraining import build_pretrainer
+    from tfbert.models.optimization import create_optimizer
+    from tfbert.jobs.pretrain import pretrain
+    from tfbert.models.pretrainer import build_pretrainer
 
     holdout_every = 20
     report = {"corpus": str(CORPUS), "holdout_every": holdout_every, "args": vars(args), "machine": machine_info()}

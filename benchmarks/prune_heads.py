@@ -36,9 +36,9 @@ def main():
     import tensorflow as tf
     import tensorflow_text  # noqa: F401
 
-    from tfbert.encoder import build_encoder
-    from tfbert.export import export_saved_model
-    from tfbert.surgery import prune_heads
+    from tfbert.models.encoder import build_encoder
+    from tfbert.serving.export import export_saved_model
+    from tfbert.models.surgery import prune_heads
 
     with open(DATA / "dev.csv", encoding="utf-8") as f:
         texts = [row["text"] for row in csv.DictReader(f)][: args.batches * 32]

@@ -55,7 +55,7 @@ def valid_ids(outputs):
 
 @pytest.fixture(scope="session")
 def default_checkpoint():
-    from tfbert.checkpoint import load_checkpoint
+    from tfbert.checkpoints.checkpoint import load_checkpoint
 
     return load_checkpoint()
 
@@ -83,7 +83,7 @@ def reference_tokenizer(vocab_file):
 
 @pytest.fixture(scope="session")
 def default_encoder():
-    from tfbert.encoder import build_encoder
+    from tfbert.models.encoder import build_encoder
 
     return build_encoder()
 
@@ -116,7 +116,7 @@ def tiny_checkpoint(tmp_path_factory, vocab_file):
 @pytest.fixture(scope="session")
 def default_export(tmp_path_factory, default_encoder):
     """The default encoder exported (with warm-up requests) as saved_models/minilm-l6-uncased/1."""
-    from tfbert.export import export_saved_model
+    from tfbert.serving.export import export_saved_model
 
     base = tmp_path_factory.mktemp("saved_models") / "minilm-l6-uncased"
     return base, export_saved_model(default_encoder, base)
@@ -124,7 +124,7 @@ def default_export(tmp_path_factory, default_encoder):
 
 @pytest.fixture(scope="session")
 def tiny_encoder(tiny_checkpoint):
-    from tfbert.encoder import build_encoder
+    from tfbert.models.encoder import build_encoder
 
     return build_encoder(str(tiny_checkpoint))
 
@@ -132,6 +132,6 @@ def tiny_encoder(tiny_checkpoint):
 @pytest.fixture(scope="session")
 def tiny_export(tmp_path_factory, tiny_encoder):
     """The tiny random BERT exported: fast to load and run, for load and bad-input tests."""
-    from tfbert.export import export_saved_model
+    from tfbert.serving.export import export_saved_model
 
     return export_saved_model(tiny_encoder, tmp_path_factory.mktemp("saved_models") / "tiny")

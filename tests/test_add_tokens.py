@@ -12,11 +12,11 @@ import pytest
 import tensorflow as tf
 
 from conftest import SEED_IDS, SEED_SENTENCE, debian_texts, read_jsonl, run_python, shared_file, valid_ids
-from tfbert.classifier import build_classifier, load_classifier, save_classifier
-from tfbert.encoder import build_encoder
+from tfbert.models.classifier import build_classifier, load_classifier, save_classifier
+from tfbert.models.encoder import build_encoder
 from tfbert.errors import TfbertError
-from tfbert.export import export_saved_model
-from tfbert.surgery import add_tokens
+from tfbert.serving.export import export_saved_model
+from tfbert.models.surgery import add_tokens
 
 # Domain words, one already in the vocabulary ("the": it keeps its id but is no longer split, so
 # "other" becomes o + the + r), mixed case (lower-cased when the tokenizer is), accents, Greek
@@ -170,7 +170,7 @@ def test_pretrainer_with_added_tokens_writes_a_transformers_folder(tmp_path, voc
     import torch
     from transformers import BertModel, BertTokenizer
 
-    from tfbert.pretraining import build_pretrainer, save_pretrained
+    from tfbert.models.pretrainer import build_pretrainer, save_pretrained
 
     pretrainer = build_pretrainer(config={"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
                                           "intermediate_size": 64, "max_position_embeddings": 128}, max_length=64)
@@ -199,7 +199,7 @@ def test_pretrainer_with_added_tokens_writes_a_transformers_folder(tmp_path, voc
 def test_pretrain_with_added_tokens_learns_them_and_refuses_another_list_on_resume(tmp_path):
     from transformers import BertTokenizer
 
-    from tfbert.pretrain import pretrain
+    from tfbert.jobs.pretrain import pretrain
 
     lines = open(shared_file("data", "debian-descriptions.txt"), encoding="utf-8").read().split("\n")[:1500]
     corpus = tmp_path / "corpus.txt"

@@ -8,10 +8,10 @@ import pytest
 import tensorflow as tf
 
 from conftest import debian_texts
-from tfbert.embedding import embed
+from tfbert.models.embedding import embed
 
 import apache_beam as beam  # the test extra installs the beam extra's packages  # noqa: E402
-from tfbert import beam as tfbert_beam  # noqa: E402
+from tfbert.jobs import beam as tfbert_beam  # noqa: E402
 
 
 @pytest.fixture(scope="module")

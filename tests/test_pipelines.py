@@ -8,9 +8,9 @@ import tensorflow as tf
 import tf_keras
 
 from conftest import debian_texts, shared_file, valid_ids
-from tfbert.embedding import embed
+from tfbert.models.embedding import embed
 from tfbert.errors import TfbertError
-from tfbert.saved_model_layer import SavedModelLayer
+from tfbert.serving.saved_model_layer import SavedModelLayer
 
 
 def test_tokenizer_inside_dataset_map_on_a_real_corpus(default_encoder, reference_tokenizer):
@@ -82,7 +82,7 @@ def test_export_as_a_trainable_layer_fine_tunes_with_fit(default_export, default
     assert history["loss"][-1] < 0.5 * history["loss"][0]
     assert history["accuracy"][-1] >= 0.9
     # BERT itself was fine-tuned, not only the head: every weight moved but the pooler's two, which
-    # mean pooling does not use (the README's "all but 2").
+    # mean pooling does not use (docs/embeddings.md: "every BERT weight moves but the pooler's two").
     unchanged = [w.name for b, w in zip(before, layer.trainable_weights) if np.array_equal(b, w.numpy())]
     assert changed == len(before) - 2 and all("pooler" in name for name in unchanged), unchanged
 

@@ -13,9 +13,9 @@ import tensorflow as tf
 import tf_keras
 
 from conftest import SEED_SENTENCE, TINY_BERT, shared_file
-from tfbert.corpus import IS_NEXT, IS_RANDOM, sentence_pairs
+from tfbert.jobs.sentence_pairs import IS_NEXT, IS_RANDOM, sentence_pairs
 from tfbert.errors import TfbertError
-from tfbert.pretraining import IGNORE, build_pretrainer, mask_tokens
+from tfbert.models.pretrainer import IGNORE, build_pretrainer, mask_tokens
 
 CLS, SEP, PAD, MASK, UNK = 101, 102, 0, 103, 100
 
@@ -146,7 +146,7 @@ def test_pretrain_cli_resumes_and_writes_a_hugging_face_checkpoint(tmp_path):
     import torch
     from transformers import BertForPreTraining, BertModel, BertTokenizer
 
-    from tfbert.encoder import build_encoder
+    from tfbert.models.encoder import build_encoder
 
     texts = [SEED_SENTENCE, "a debian package", ""]
     BertForPreTraining.from_pretrained(str(out))  # the heads load too
@@ -158,7 +158,7 @@ def test_pretrain_cli_resumes_and_writes_a_hugging_face_checkpoint(tmp_path):
     ours = outputs["last_hidden_state"].numpy()[:, :mask.shape[1]]
     difference = np.abs(np.where(mask[:, :, None], ours - reference, 0)).max()
     print(f"pre-trained checkpoint, tfbert vs PyTorch BertModel: max abs difference {difference:.3g}")
-    assert difference <= 1e-5  # README: about 1e-6
+    assert difference <= 1e-5  # docs/pretraining.md: at most 1e-5
 
     from test_cli import tfbert
 
@@ -231,7 +231,8 @@ def test_pretraining_heads_load_and_equal_pytorch(tiny_pretraining_checkpoint):
 
 
 def test_trained_heads_save_for_pytorch(tiny_pretraining_checkpoint, tmp_path):
-    from tfbert.pretraining import pytorch_state_dict, save_pretrained
+    from tfbert.models.pretrainer import save_pretrained
+    from tfbert.models.weights import pytorch_state_dict
 
     tf_keras.utils.set_random_seed(0)
     pretrainer = build_pretrainer(model=str(tiny_pretraining_checkpoint), max_length=64)

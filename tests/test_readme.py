@@ -1,4 +1,5 @@
-"""The README is executable: its Python examples run, its commands parse, its printed outputs are what we print.
+"""The README and the guides in docs/ are executable: their Python examples run, their commands parse, their
+printed outputs are what we print.
 
 Examples that need a running TF Serving (the gRPC client, `docker run`) or a cloud runner are parsed,
 not run; the REST examples are checked against the export in tests/test_serving.py.
@@ -15,24 +16,47 @@ import pytest
 from conftest import REPO, SEED_SENTENCE, run_python, shared_file
 from test_cli import tfbert
 
-README = (REPO / "README.md").read_text(encoding="utf-8")
+# In reading order: the Python examples run in one process, in this order.
+DOCS = ["README.md", "docs/serving.md", "docs/embeddings.md", "docs/finetuning.md", "docs/pretraining.md",
+        "docs/surgery.md", "docs/cli.md", "docs/design.md", "benchmarks/README.md"]
+TEXTS = {name: (REPO / name).read_text(encoding="utf-8") for name in DOCS}
+README = TEXTS["README.md"]
 NEEDS_A_SERVER = ("import grpc",)
 
 
-def code_blocks(*languages):
-    """[(line number, language, text)] of the README's fenced blocks in these languages ("" for plain)."""
+def code_blocks(*languages, docs=DOCS):
+    """[(where, language, text)] of the docs' fenced blocks in these languages ("" for plain); where is
+    "file:line" of the opening fence."""
     blocks = []
-    for match in re.finditer(r"^```(\w*)\n(.*?)^```", README, flags=re.S | re.M):
-        if match.group(1) in languages:
-            blocks.append((README[:match.start()].count("\n") + 1, match.group(1), match.group(2)))
+    for name in docs:
+        text = TEXTS[name]
+        for match in re.finditer(r"^```(\w*)\n(.*?)^```", text, flags=re.S | re.M):
+            if match.group(1) in languages:
+                blocks.append((f"{name}:{text[:match.start()].count(chr(10)) + 1}", match.group(1), match.group(2)))
     return blocks
 
 
 def block_after(heading):
-    """The first fenced block after a line that contains `heading`."""
-    start = README.index(heading)
-    match = re.compile(r"^```\w*\n(.*?)^```", flags=re.S | re.M).search(README, start)
+    """The first fenced block after a line that contains `heading`, in the first doc that has it."""
+    name = next(name for name in DOCS if heading in TEXTS[name])
+    text = TEXTS[name]
+    match = re.compile(r"^```\w*\n(.*?)^```", flags=re.S | re.M).search(text, text.index(heading))
     return match.group(1)
+
+
+def test_docs_link_to_files_that_exist():
+    broken = []
+    for name, text in TEXTS.items():
+        prose = re.sub(r"`[^`\n]*`", "", re.sub(r"^```.*?^```", "", text, flags=re.S | re.M))
+        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", prose):
+            if not ((REPO / name).parent / target).exists():
+                broken.append(f"{name}: {target}")
+    assert not broken, broken
+
+
+def test_every_guide_is_listed_in_the_readme():
+    guides = {f"docs/{path.name}" for path in (REPO / "docs").glob("*.md")}
+    assert guides <= set(DOCS) and all(f"]({guide})" in README for guide in guides)
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +92,7 @@ def _claim(value, expected, source):
         actual = tuple(value.as_list())
     else:
         actual = np.asarray(value).tolist()
-    assert actual == expected, f"README line {{source}}: the comment says {{expected!r}}, the code gives {{actual!r}}"
+    assert actual == expected, f"{{source}}: the comment says {{expected!r}}, the code gives {{actual!r}}"
     _claims.append(source)
 """
 
@@ -86,7 +110,7 @@ def _claimed_value(comment):
     return None
 
 
-def with_claims_checked(code, first_line):
+def with_claims_checked(code, where):
     """The block with every `expression  # value` (or the value on the next comment line) asserted."""
     lines = code.splitlines()
     replacements = {}
@@ -102,7 +126,8 @@ def with_claims_checked(code, first_line):
         if expected is None:
             continue
         expression = ast.get_source_segment(code, node.value)
-        replacements[node.lineno] = (end, f"_claim({expression}, {expected!r}, {first_line + end})")
+        file, first_line = where.rsplit(":", 1)
+        replacements[node.lineno] = (end, f"_claim({expression}, {expected!r}, {f'{file}:{int(first_line) + end}'!r})")
     out, skip_until = [], 0
     for number, line in enumerate(lines, 1):
         if number in replacements:
@@ -117,12 +142,12 @@ def test_python_examples_run_and_their_comments_are_true(readme_folder):
     blocks = [(line, code) for line, _, code in code_blocks("python") if not any(m in code for m in NEEDS_A_SERVER)]
     assert len(blocks) >= 6
     prelude = PRELUDE.format(train=str(shared_file("data", "debian-sections", "train.csv")))
-    script = prelude + "".join(f"\n# README line {line}\n{with_claims_checked(code, line)}\n" for line, code in blocks)
+    script = prelude + "".join(f"\n# {where}\n{with_claims_checked(code, where)}\n" for where, code in blocks)
     script += "\nprint(json.dumps({'claims': _claims}))\n"
     result = run_python(script, cwd=readme_folder, timeout=1200)
     assert result.returncode == 0, result.stderr[-4000:]
     claims = json.loads(result.stdout.strip().splitlines()[-1])["claims"]
-    print(f"README Python examples: {len(blocks)} blocks ran, {len(claims)} stated values checked")
+    print(f"Python examples of the docs: {len(blocks)} blocks ran, {len(claims)} stated values checked")
     assert len(claims) >= 4  # the shapes, the export path and the added token's ids
     assert (readme_folder / "saved_models" / "my-model" / "1" / "saved_model.pb").is_file()
     assert (readme_folder / "my-classifier" / "model.weights.h5").is_file()
@@ -131,9 +156,9 @@ def test_python_examples_run_and_their_comments_are_true(readme_folder):
 def test_claims_are_found():
     """The comment parser behind the test above finds values and leaves prose alone."""
     code = 'x.shape   # (1, 384)\nf(y)\n# [[101, 102]]: one token\nz  # pairs: token_type_ids 0 then 1\nsave(m)  # -> a/1\n'
-    checked = with_claims_checked(code, 10)
-    assert "_claim(x.shape, (1, 384), 11)" in checked and "_claim(f(y), [[101, 102]], 12)" in checked
-    assert "\nz  # pairs" in checked and "_claim(save(m), 'a/1', 15)" in checked
+    checked = with_claims_checked(code, "README.md:10")
+    assert "_claim(x.shape, (1, 384), 'README.md:11')" in checked and "_claim(f(y), [[101, 102]], 'README.md:12')" in checked
+    assert "\nz  # pairs" in checked and "_claim(save(m), 'a/1', 'README.md:15')" in checked
 
 
 # Commands ------------------------------------------------------------------------------------------------------
@@ -157,7 +182,8 @@ def command_lines():
 
 
 def test_every_readme_command_parses():
-    from tfbert import beam, cli
+    from tfbert import cli
+    from tfbert.jobs import beam
 
     commands = command_lines()
     assert {kind for _, kind, _ in commands} == {"tfbert", "beam"}
@@ -170,11 +196,12 @@ def test_every_readme_command_parses():
             else:
                 beam.build_parser().parse_known_args(args)
         except SystemExit:
-            pytest.fail(f"README line {line}: {kind} {' '.join(args)} does not parse")
+            pytest.fail(f"{line}: {kind} {' '.join(args)} does not parse")
 
 
 def subcommand_options():
-    from tfbert import beam, cli
+    from tfbert import cli
+    from tfbert.jobs import beam
 
     parser = cli.build_parser()
     (subparsers,) = [a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction"]
@@ -185,8 +212,8 @@ def subcommand_options():
 
 
 def test_command_synopsis_lists_every_option():
-    """The "Command line" synopsis names each command's options, no more and no fewer."""
-    synopsis = block_after("## Command line")
+    """The command-line synopsis names each command's options, no more and no fewer."""
+    synopsis = block_after("# Command line")
     entries = re.split(r"\n(?=tfbert |python -m tfbert)", synopsis.strip())
     options = subcommand_options()
     seen = set()
@@ -214,7 +241,7 @@ def assert_lines_in_order(expected_block, output):
 
 
 def test_setup_command_output(readme_folder):
-    setup = code_blocks("bash")[0][2]
+    setup = code_blocks("bash", docs=["README.md"])[0][2]
     embed = setup.split("&&")[-1].split()
     assert embed[:3] == ["tfbert", "embed", "--saved-model"] and SEED_SENTENCE in setup
     result = tfbert("embed", "--saved-model", "saved_models/minilm-l6-uncased", SEED_SENTENCE, cwd=readme_folder)
@@ -223,7 +250,7 @@ def test_setup_command_output(readme_folder):
 
 
 def test_check_serving_output(readme_folder):
-    block = block_after("### `tfbert check-serving`")
+    block = block_after("## `tfbert check-serving`")
     command, expected = block.split("\n", 1)
     assert command == "$ tfbert check-serving saved_models/minilm-l6-uncased"
     result = tfbert(*shlex.split(command)[2:], cwd=readme_folder)
@@ -232,7 +259,7 @@ def test_check_serving_output(readme_folder):
 
 
 def test_models_config_example(tmp_path, default_export):
-    from tfbert.serving import update_models_config
+    from tfbert.serving.models_config import update_models_config
 
     (tmp_path / "saved_models" / "minilm-l6-uncased").mkdir(parents=True)
     os.symlink(default_export[1], tmp_path / "saved_models" / "minilm-l6-uncased" / "1")

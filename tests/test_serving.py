@@ -14,10 +14,11 @@ import pytest
 import tensorflow as tf
 
 from conftest import SEED_IDS, SEED_SENTENCE, debian_texts, read_jsonl, shared_file, valid_ids
-from tfbert import serving
+from tfbert.serving import models_config, op_check, warmup
 from tfbert.errors import TfbertError
-from tfbert.export import export_saved_model, prune_versions
-from tfbert.export_reader import existing_versions
+from tfbert.serving.export import export_saved_model
+from tfbert.serving.versions import prune_versions
+from tfbert.serving.versions import existing_versions
 
 SIGNATURE_INPUTS = {
     "serving_default": ["text"], "tokenize": ["text"], "embed": ["text"],
@@ -128,7 +129,7 @@ def test_c_api_serves_every_signature_like_python(c_runner, default_export, load
             if value.size:
                 worst = max(worst, float(np.abs(from_c[name].astype(np.float64) - value).max()))
     print(f"C API vs Python, max abs difference over all signatures: {worst:.3g}")
-    assert worst == 0.0  # the same graph and kernels: bit-identical, as the README says
+    assert worst == 0.0  # the same graph and kernels: bit-identical, as docs/serving.md says
     tokenized = results[[s for s, _ in requests].index("tokenize")]
     assert valid_ids(tokenized)[0] == SEED_IDS
     assert valid_ids(tokenized)[len(texts) - len(AWKWARD)] == [101, 102]  # b"" is [CLS] [SEP]
@@ -138,7 +139,7 @@ def test_c_api_serves_every_signature_like_python(c_runner, default_export, load
 
 def test_warmup_covers_every_signature_and_replays(default_export, loaded_default):
     _, export_dir = default_export
-    records = serving.read_warmup(export_dir)
+    records = warmup.read_warmup(export_dir)
     requests = [r.predict_log.request for r in records]
     assert {r.model_spec.signature_name for r in requests} == set(SIGNATURE_INPUTS)
     assert {r.model_spec.name for r in requests} == {"minilm-l6-uncased"}
@@ -154,7 +155,7 @@ def test_warmup_covers_every_signature_and_replays(default_export, loaded_defaul
         if signature == "tokenize":
             lengths.add(int(outputs["input_ids"].shape[1]))
     assert min(lengths) <= 16 and 32 <= sorted(lengths)[1] <= 128 and max(lengths) == 512, lengths
-    # The README: 25 requests, each signature on single texts of three lengths and batches of 8 of the two shorter.
+    # docs/serving.md: 25 requests, each signature on single texts of three lengths and batches of 8 of the two shorter.
     assert len(records) == 25 <= 1000  # TF Serving replays at most 1000 warm-up records
     for signature in SIGNATURE_INPUTS:
         sizes = [int(tf.make_ndarray(r.inputs["text"]).shape[0]) for r in requests if r.model_spec.signature_name == signature]
@@ -195,8 +196,8 @@ def test_models_config_lists_every_model(tmp_path, tiny_checkpoint):
     entry.model_version_policy.all.SetInParent()
     config.model_config_list.config.add(name="elsewhere", base_path="/data/elsewhere", model_platform="tensorflow")
     (out / "models.config").write_text(text_format.MessageToString(config))
-    serving.update_models_config(out, serving_root="/srv/models/")
-    updated = serving.read_models_config(out / "models.config")
+    models_config.update_models_config(out, serving_root="/srv/models/")
+    updated = models_config.read_models_config(out / "models.config")
     by_name = {c.name: c for c in updated.model_config_list.config}
     assert sorted(by_name) == ["elsewhere", "tiny-a", "tiny-b"]
     assert by_name["tiny-a"].base_path == "/srv/models/tiny-a" and by_name["tiny-a"].model_version_policy.HasField("all")
@@ -207,13 +208,13 @@ def test_models_config_lists_every_model(tmp_path, tiny_checkpoint):
 def test_models_config_that_is_not_a_config_is_reported(tmp_path):
     (tmp_path / "models.config").write_text("model_config_list { config { nme: 'x' } }")
     with pytest.raises(TfbertError, match="not a TF Serving model config"):
-        serving.update_models_config(tmp_path)
+        models_config.update_models_config(tmp_path)
 
 
 KILLED_EXPORT = r"""
 import sys
-from tfbert.encoder import build_encoder
-from tfbert.export import export_saved_model
+from tfbert.models.encoder import build_encoder
+from tfbert.serving.export import export_saved_model
 export_saved_model(build_encoder(sys.argv[1]), sys.argv[2])
 """
 
@@ -255,7 +256,7 @@ def test_check_serving_default_export(default_export):
     assert report["problems"] == [] and report["warnings"] == []
     text_ops = {r["op"]: r["first_release"] for r in report["ops"] if r["source"] == "tensorflow-text"}
     assert set(text_ops) == {"NormalizeUTF8", "RegexSplitWithOffsets", "WordpieceTokenizeWithOffsets"}
-    assert all(serving._release_key(v) <= serving._release_key("2.12.1") for v in text_ops.values()), text_ops
+    assert all(op_check._release_key(v) <= op_check._release_key("2.12.1") for v in text_ops.values()), text_ops
     assert {r["source"] for r in report["ops"]} == {"tensorflow", "tensorflow-text"}
     assert all(r["first_release"] for r in report["ops"])  # the table knows every op of the export
 
@@ -289,7 +290,7 @@ def test_check_serving_fails_on_python_callbacks_and_unknown_ops(tmp_path):
             if node.op == "EagerPyFunc":
                 node.op = "FastBertNormalizeFromTheFuture"
     path.write_bytes(proto.SerializeToString())
-    report = serving.check_serving(path.parent)
+    report = op_check.check_serving(path.parent)
     assert [p.split(" ")[0] for p in report["problems"]] == ["FastBertNormalizeFromTheFuture"]
     assert "Op type not registered" in report["problems"][0]
 
@@ -299,10 +300,10 @@ def test_op_table_covers_installed_tensorflow_text():
 
     import tensorflow_text  # noqa: F401
 
-    table = serving.op_table()["tensorflow_text"]
+    table = op_check.op_table()["tensorflow_text"]
     installed = importlib.metadata.version("tensorflow-text")
     assert installed in table["releases_inspected"]
-    registry = serving._running_registry()
+    registry = op_check._running_registry()
     assert set(table["ops"]) <= registry  # every op in the table is registered by the installed tensorflow-text
     root = pathlib.Path(tensorflow_text.__file__).parent
     for op, entry in table["ops"].items():
@@ -400,10 +401,10 @@ def test_bad_input_returns_well_formed_outputs(loaded_tiny, reference_tokenizer)
 
 
 def test_readme_rest_examples_are_true(loaded_default):
-    """The README's REST requests with exact JSON responses (tokenize, tokenize_pair), from the export."""
+    """The REST requests of docs/serving.md with exact JSON responses (tokenize, tokenize_pair), from the export."""
     from conftest import REPO
 
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    readme = (REPO / "docs" / "serving.md").read_text(encoding="utf-8")
     examples = re.findall(r"-d '(\{[^\n]*\})'\n```\n```json\n(.*?)\n```", readme, flags=re.S)
     assert sorted(json.loads(request)["signature_name"] for request, _ in examples) == ["tokenize", "tokenize_pair"]
     for request, response in examples:
@@ -433,7 +434,7 @@ def rest_response(loaded, request):
 
 
 def abbreviated(value):
-    """JSON as the README prints long float arrays: the first 3 floats (4 decimals), `...N floats`,
+    """JSON as docs/serving.md prints long float arrays: the first 3 floats (4 decimals), `...N floats`,
     and of a sequence of token vectors the first one and `...N tokens`."""
     if isinstance(value, dict):  # keys sorted: a JSON object's key order carries no meaning
         return "{" + ", ".join(f"{json.dumps(k)}: {abbreviated(v)}" for k, v in sorted(value.items())) + "}"
@@ -445,10 +446,10 @@ def abbreviated(value):
 
 
 def test_readme_rest_examples_of_float_outputs_are_true(loaded_default):
-    """serving_default, encode_pair and embed: the README's abbreviated JSON, built from the export."""
+    """serving_default, encode_pair and embed: the abbreviated JSON of docs/serving.md, built from the export."""
     from conftest import REPO
 
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    readme = (REPO / "docs" / "serving.md").read_text(encoding="utf-8")
     examples = re.findall(r"-d '(\{[^\n]*\})'\n```\n```\n(.*?)\n```", readme, flags=re.S)
     assert sorted(json.loads(request)["signature_name"] for request, _ in examples) == \
         ["embed", "encode_pair", "serving_default"]

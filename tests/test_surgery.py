@@ -6,11 +6,11 @@ import pytest
 import tensorflow as tf
 
 from conftest import SEED_SENTENCE
-from tfbert.classifier import BertClassifier, build_classifier, load_classifier, save_classifier
-from tfbert.encoder import build_encoder
+from tfbert.models.classifier import BertClassifier, build_classifier, load_classifier, save_classifier
+from tfbert.models.encoder import build_encoder
 from tfbert.errors import TfbertError
-from tfbert.export import export_saved_model
-from tfbert.surgery import prune_heads
+from tfbert.serving.export import export_saved_model
+from tfbert.models.surgery import prune_heads
 
 HEADS = {0: [1, 3], 1: [0]}
 TEXTS = [SEED_SENTENCE, "a second, somewhat longer text about Debian packages and their descriptions", ""]
@@ -43,7 +43,7 @@ def test_pruned_equals_pytorch_with_head_mask(tiny_checkpoint):
     valid = mask[:, :, None].astype(bool)
     difference = np.abs(np.where(valid, hidden - masked, 0)).max()
     print(f"pruned vs PyTorch head_mask: max abs difference {difference:.3g}")
-    assert difference <= 3e-6  # README: about 5e-7
+    assert difference <= 3e-6  # docs/surgery.md: at most 3e-6
     assert np.abs(ours["pooled_output"].numpy() - masked_pooled).max() <= 3e-6
     assert np.abs(np.where(valid, hidden - torch_pruned, 0)).max() <= 3e-6  # and PyTorch's own pruning
     unpruned = encoder(tf.constant(TEXTS))["last_hidden_state"].numpy()

@@ -14,7 +14,7 @@ import tf_keras
 
 from conftest import SEED_IDS, SEED_SENTENCE, read_jsonl, shared_file, valid_ids
 from tfbert.errors import TfbertError
-from tfbert.tokenizer import BertTokenizerLayer
+from tfbert.text.tokenizer import BertTokenizerLayer
 
 
 def reference_ids(tokenizer, texts, pairs=None, max_length=512):
@@ -266,7 +266,7 @@ def test_tensorflow_text_bert_tokenizer_diverges(vocab_file, reference_tokenizer
 
 def test_character_tables_cache(tmp_path, monkeypatch):
     """The tables are kept in the cache; a damaged file is recomputed, never trusted."""
-    from tfbert import chartables
+    from tfbert.text import chartables
 
     monkeypatch.setenv("TFBERT_CACHE", str(tmp_path))
     configuration = (False, None, True)

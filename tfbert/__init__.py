@@ -1,5 +1,9 @@
 """tfbert: BERT as a first-class TensorFlow citizen (raw strings in, hidden states out, in one graph).
 
+The package draws the chain: text (the in-graph tokenizer) -> checkpoints (Hugging Face folders) ->
+models (Keras models on raw strings) -> serving (exports for TF Serving) -> jobs (fine-tuning,
+pre-training, embedding corpora) -> cli. Each imports only from those before it.
+
 The public names load lazily, so that `import tfbert.cli` can configure TensorFlow's logging before
 TensorFlow is imported.
 """
@@ -9,29 +13,31 @@ import importlib
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "BertBackbone": "tfbert.backbone",
-    "BertClassifier": "tfbert.classifier",
-    "BertTokenizerLayer": "tfbert.tokenizer",
-    "build_classifier": "tfbert.classifier",
-    "create_optimizer": "tfbert.classifier",
-    "finetune": "tfbert.finetune",
-    "load_classifier": "tfbert.classifier",
-    "make_dataset": "tfbert.data",
-    "read_examples": "tfbert.data",
-    "save_classifier": "tfbert.classifier",
-    "SavedModelLayer": "tfbert.saved_model_layer",
+    "BertTokenizerLayer": "tfbert.text.tokenizer",
+    "BertBackbone": "tfbert.models.backbone",
+    "BertEncoder": "tfbert.models.encoder",
+    "build_encoder": "tfbert.models.encoder",
+    "Pooling": "tfbert.models.pooling",
+    "embed": "tfbert.models.embedding",
+    "BertClassifier": "tfbert.models.classifier",
+    "build_classifier": "tfbert.models.classifier",
+    "load_classifier": "tfbert.models.classifier",
+    "save_classifier": "tfbert.models.classifier",
+    "create_optimizer": "tfbert.models.optimization",
+    "BertPretrainer": "tfbert.models.pretrainer",
+    "build_pretrainer": "tfbert.models.pretrainer",
+    "add_tokens": "tfbert.models.surgery",
+    "prune_heads": "tfbert.models.surgery",
+    "export_saved_model": "tfbert.serving.export",
+    "prune_versions": "tfbert.serving.versions",
+    "check_serving": "tfbert.serving.op_check",
+    "update_models_config": "tfbert.serving.models_config",
+    "SavedModelLayer": "tfbert.serving.saved_model_layer",
+    "read_examples": "tfbert.jobs.examples",
+    "make_dataset": "tfbert.jobs.batching",
+    "finetune": "tfbert.jobs.finetune",
+    "pretrain": "tfbert.jobs.pretrain",
     "TfbertError": "tfbert.errors",
-    "BertPretrainer": "tfbert.pretraining",
-    "build_encoder": "tfbert.encoder",
-    "embed": "tfbert.embedding",
-    "build_pretrainer": "tfbert.pretraining",
-    "pretrain": "tfbert.pretrain",
-    "prune_heads": "tfbert.surgery",
-    "add_tokens": "tfbert.surgery",
-    "check_serving": "tfbert.serving",
-    "export_saved_model": "tfbert.export",
-    "prune_versions": "tfbert.export",
-    "update_models_config": "tfbert.serving",
 }
 
 __all__ = sorted(_EXPORTS)

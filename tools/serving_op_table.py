@@ -1,4 +1,4 @@
-"""Builds tfbert/data/serving_ops.json: the oldest release of tensorflow-text and of TensorFlow that registers each op.
+"""Builds tfbert/serving/serving_ops.json: the oldest release of tensorflow-text and of TensorFlow that registers each op.
 
 `tfbert check-serving` reads the table to say which TF Serving an export needs (TF Serving 2.N links
 TensorFlow 2.N and tensorflow-text 2.N's ops into its binary).
@@ -14,7 +14,7 @@ How each release is inspected (wheels fetched with `python -m pip download --no-
   generated op wrappers (`gen_*.py`, one `_apply_op_helper("Name", ...)` per op) list its ops. The
   installed release's wrappers are compared with its op registry and the coverage is printed.
 
-usage: python tools/serving_op_table.py [--out tfbert/data/serving_ops.json] [--work DIR]
+usage: python tools/serving_op_table.py [--out tfbert/serving/serving_ops.json] [--work DIR]
 """
 
 import argparse
@@ -176,7 +176,7 @@ def core_table(work, text_ops):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=str(pathlib.Path(__file__).resolve().parents[1] / "tfbert" / "data" / "serving_ops.json"))
+    parser.add_argument("--out", default=str(pathlib.Path(__file__).resolve().parents[1] / "tfbert" / "serving" / "serving_ops.json"))
     parser.add_argument("--work", default=None, help="folder for downloaded wheels (deleted as it goes)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.work) as work:

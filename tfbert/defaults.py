@@ -1,0 +1,29 @@
+"""The library's defaults and choices, in one module that imports nothing.
+
+Library functions take their default arguments from here and the command line (`tfbert.cli`) reads the
+same names, so `tfbert X --help` and the Python API cannot disagree. Since this module is light, the
+CLI builds its parser without importing TensorFlow (seconds), and `--help` answers at once.
+"""
+
+OUT_DIR = "saved_models"  # exports: OUT_DIR/<model name>/<version>
+SERVING_ROOT = "/models"  # OUT_DIR as TF Serving sees it, as in `docker run -v $PWD/saved_models:/models`
+BATCH_SIZE = 32
+SEED = 0
+
+TASKS = ("classification", "multi_label", "regression")
+POOLING_MODES = ("pooled", "cls", "mean")
+STRATEGIES = ("default", "mirrored", "multi-worker")
+
+CLASSIFIER_MAX_LENGTH = 128
+FINETUNE_LEARNING_RATE = 5e-5
+FINETUNE_EPOCHS = 3
+FINETUNE_PATIENCE = 2
+
+PRETRAIN_MAX_LENGTH = 128
+PRETRAIN_LEARNING_RATE = 1e-4
+PRETRAIN_STEPS = 1000
+PRETRAIN_CHECKPOINT_EVERY = 200
+PRETRAIN_HOLDOUT_EVERY = 20
+PRETRAIN_EVAL_STEPS = 50
+
+EMBED_CHUNK_SIZE = 4096

@@ -1,0 +1,14 @@
+"""Jobs: files in, trained models, checkpoints and embeddings out, each resumable after a kill.
+
+    records.py         records of CSV, TSV and JSONL files, with their lines
+    examples.py        labelled examples: read_examples, label names and ids
+    batching.py        make_dataset: length-bucketed tf.data batches of raw strings
+    best_epoch.py      BestEpoch: best dev epoch and early stopping, kept on disk
+    distribution.py    one process, mirrored or multi-worker
+    finetune.py        finetune: the `tfbert finetune` run
+    sentence_pairs.py  next-sentence-prediction pairs streamed from a corpus
+    pretrain.py        pretrain: the `tfbert pretrain` run
+    corpus_files.py    (id, text) records of corpus files for embedding
+    embed_corpus.py    embed_corpus: the `tfbert embed-corpus` run
+    beam.py            the same on Apache Beam (RunInference), `python -m tfbert.beam`
+"""

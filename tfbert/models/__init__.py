@@ -1,0 +1,13 @@
+"""Keras models on raw strings: BERT, its heads, and the surgery the Hugging Face base classes offer.
+
+    backbone.py       BertBackbone (transformers' TFBertModel with a round-tripping config, pruned heads)
+    weights.py        checkpoint weights in, PyTorch-named weights out
+    pooling.py        Pooling: pooled, cls or mean, optionally L2-normalised
+    encoder.py        BertEncoder, build_encoder (and RawTextModel, the base of the raw-string models)
+    length_groups.py  BERT on a batch in groups of similar length
+    embedding.py      embed: sentence embeddings of lists of texts
+    optimization.py   create_optimizer: AdamW, warm-up, linear decay
+    classifier.py     BertClassifier, build_classifier, save_classifier, load_classifier
+    pretrainer.py     BertPretrainer (masked LM + next-sentence prediction), save_pretrained
+    surgery.py        add_tokens, prune_heads
+"""

@@ -1,0 +1,54 @@
+"""Running BERT on a batch in groups of similar length, when that saves padded work.
+
+A batch pads every text to its longest one, and BERT's cost grows with the padded length. Used in the
+graph by the `embed` signature and by `tfbert.embed`.
+"""
+
+import tensorflow as tf
+
+GROUPS = 4
+MIN_GROUP_SIZE = 8
+
+
+def embed_in_length_groups(embed_tokens, tokens, width, groups=GROUPS, min_group_size=MIN_GROUP_SIZE):
+    """Sentence embeddings of a batch, computed on groups of similar length when that saves padded work.
+
+    A batch pads every text to its longest one, and BERT's cost grows with the padded length. When
+    splitting the batch, sorted by length, into `groups` parts of at least `min_group_size` texts
+    would cut the padded tokens by a fifth or more, each part runs with its own padding and the
+    results are put back in order. Padding does not change a text's embedding (it is masked out),
+    so the result is the same up to float32 rounding.
+
+    Args:
+        embed_tokens: callable, tokens dict -> float32 [batch, width]. Best a traced tf.function, so
+            that each group reuses its graph.
+        tokens: dict of int [batch, seq]: input_ids, token_type_ids, attention_mask.
+        width: int. The embedding size.
+        groups: int. Parts to split a batch into. Defaults to 4.
+        min_group_size: int. Smallest part. Defaults to 8.
+
+    Returns:
+        float32 [batch, width], in the order of the batch.
+    """
+    lengths = tf.reduce_sum(tf.cast(tokens["attention_mask"], tf.int32), axis=1)
+    count = tf.shape(lengths)[0]
+    order = tf.argsort(lengths, stable=True)
+    sorted_lengths = tf.gather(lengths, order)
+    size = tf.maximum(min_group_size, (count + groups - 1) // groups)
+    bounds = [(tf.minimum(g * size, count), tf.minimum((g + 1) * size, count)) for g in range(groups)]
+    # Ascending order: a group's longest text is its last (index end in this list, which starts with a 0).
+    ends_at = tf.concat([[0], sorted_lengths], 0)
+    longest = [tf.gather(ends_at, end) for _, end in bounds]
+    grouped_tokens = tf.add_n([(end - start) * length for (start, end), length in zip(bounds, longest)])
+    padded_tokens = count * tf.reduce_max(tf.concat([lengths, [0]], 0))
+
+    def one_group(start, end, length):
+        rows = order[start:end]
+        part = {name: tf.gather(value, rows)[:, :length] for name, value in tokens.items()}
+        return tf.cond(end > start, lambda: embed_tokens(part), lambda: tf.zeros([0, width], tf.float32))
+
+    def grouped():
+        parts = [one_group(start, end, length) for (start, end), length in zip(bounds, longest)]
+        return tf.gather(tf.concat(parts, 0), tf.argsort(order))  # back to the batch's order
+
+    return tf.cond(grouped_tokens * 5 <= padded_tokens * 4, grouped, lambda: embed_tokens(tokens))

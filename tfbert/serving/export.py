@@ -1,0 +1,110 @@
+"""Writing an export into TF Serving's layout, `base_dir/<version>/`, atomically.
+
+The export is written under a temporary non-numeric name in base_dir (`.tmp-<version>-<pid>-*`),
+which TF Serving ignores, then renamed into place; the signatures are those of `tfbert.serving.modules`.
+"""
+
+import logging
+import os
+import pathlib
+import shutil
+import tempfile
+
+import tensorflow as tf
+
+from tfbert.errors import TfbertError, check_positive_int
+from tfbert.serving import warmup as serving_warmup
+from tfbert.serving.modules import ClassifierModule, EncoderModule, export_module
+from tfbert.serving.versions import existing_versions, prune_versions, retire
+
+logger = logging.getLogger(__name__)
+
+LABELS_FILE = "assets.extra/labels.txt"
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def _remove_abandoned(base_dir):
+    """Deletes staging folders (.tmp-<version>-<pid>-*) whose export process has died, e.g. killed mid-write."""
+    for path in base_dir.glob(".tmp-*-*-*"):
+        parts = path.name.split("-")
+        if path.is_dir() and parts[2].isdigit() and not _pid_alive(int(parts[2])):
+            logger.info("removing %s, left by an export that did not finish", path)
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def export_saved_model(model, base_dir, version=None, overwrite=False, keep=None, warmup=True):
+    """Writes `model` (from `build_encoder` or `build_classifier`) as a SavedModel to `base_dir/<version>`.
+
+    Writing is atomic: the export is written under a temporary non-numeric name in base_dir
+    (`.tmp-<version>-<pid>-*`), which TF Serving ignores, then renamed into place. A staging folder
+    left by a killed export is removed by the next export into the same base_dir.
+
+    Args:
+        model: tf_keras.Model from `tfbert.build_encoder` (the signatures in the module docstring) or
+            `tfbert.build_classifier` (see `_ClassifierModule`).
+        base_dir: str. The model's folder, e.g. "saved_models/minilm-l6-uncased".
+        version: int. Version folder to write. Defaults to one more than the highest existing version (1 if none).
+        overwrite: bool. Replace an existing version. Defaults to False.
+        keep: int. After writing, delete all but the `keep` newest versions. Defaults to None (keep all).
+        warmup: bool. Write `assets.extra/tf_serving_warmup_requests`, replayed by TF Serving at load
+            time so the first real request is not the slow one. Defaults to True.
+
+    Returns:
+        pathlib.Path of the version folder written.
+
+    Raises:
+        TfbertError: the version exists and overwrite is False, or the model is not an encoder.
+    """
+    module = export_module(model)
+    base_dir = pathlib.Path(base_dir)
+    if version is None:
+        version = (existing_versions(base_dir) or [0])[-1] + 1
+    check_positive_int("version", version, "TF Serving's version folders")
+    check_positive_int("keep", keep, "versions to keep", allow_none=True)
+    target = base_dir / str(version)
+    if target.exists() and not overwrite:
+        raise TfbertError(
+            f"{target} already exists; pick another version (--version), or pass --overwrite / overwrite=True to replace it."
+        )
+    base_dir.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned(base_dir)
+    staging = pathlib.Path(tempfile.mkdtemp(dir=base_dir, prefix=f".tmp-{version}-{os.getpid()}-"))
+    try:
+        # mkdtemp makes the folder private (0700); a server running as another user must read it.
+        os.chmod(staging, 0o777 & ~_umask())
+        if isinstance(module, EncoderModule):
+            module.trace_call()
+        tf.saved_model.save(module, str(staging), signatures=module.signatures())
+        if warmup:
+            signatures = {name: [spec.name for spec in fn.input_signature] for name, fn in module.signatures().items()}
+            records = serving_warmup.warmup_records(base_dir.name, signatures, model.tokenizer.max_length)
+            serving_warmup.write_warmup(staging, records)
+        if isinstance(module, ClassifierModule) and module.labels:
+            (staging / LABELS_FILE).parent.mkdir(exist_ok=True)
+            (staging / LABELS_FILE).write_text("".join(f"{label}\n" for label in module.labels), encoding="utf-8")
+        if target.exists():  # overwrite: move the old version aside first, then swap
+            retire(base_dir, target, replacement=staging)
+        else:
+            os.rename(staging, target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    logger.info("exported %s", target)
+    if keep is not None:
+        prune_versions(base_dir, keep)
+    return target
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

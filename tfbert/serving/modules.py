@@ -1,0 +1,180 @@
+"""The tf.Modules an export saves: raw strings in, a model's outputs out, one signature a use.
+
+The export holds only the graph, the weights and the vocabulary asset: loading it needs tensorflow
+and tensorflow_text (for its ops), not tfbert, tf_keras or transformers. An encoder's signatures:
+
+| signature       | inputs            | outputs                                             |
+| serving_default | text              | last_hidden_state [batch, seq, hidden], pooled_output [batch, hidden] |
+| tokenize        | text              | input_ids, token_type_ids, attention_mask [batch, seq] |
+| encode_pair     | text, text_pair   | as serving_default                                  |
+| tokenize_pair   | text, text_pair   | as tokenize                                         |
+| embed           | text              | sentence_embedding [batch, hidden], mean-pooled, L2-normalised |
+
+An encoder export is also a TF2 "reusable SavedModel" (the TF Hub convention): `__call__(text, training)`
+returns all three outputs, with dropout when training=True, and `variables`, `trainable_variables` and
+`regularization_losses` are saved. So `tfbert.SavedModelLayer(path, trainable=True)` (or
+`hub.KerasLayer`) fine-tunes it inside a new Keras model.
+"""
+
+import types
+
+import tensorflow as tf
+
+from tfbert.errors import TfbertError
+from tfbert.models.classifier import BertClassifier
+from tfbert.models.encoder import BertEncoder, bert_outputs
+from tfbert.models.length_groups import embed_in_length_groups
+from tfbert.models.pooling import sentence_embedding_pooling
+
+TEXT = tf.TensorSpec([None], tf.string, name="text")
+TEXT_PAIR = tf.TensorSpec([None], tf.string, name="text_pair")
+
+
+class EncoderModule(tf.Module):
+    """The exported object: the tokenizer's resources, BERT's variables and the signatures."""
+
+    # The reusable-SavedModel attributes are saved as plain lists; these class attributes shadow
+    # tf.Module's computed properties of the same names, so that the instance can set them.
+    variables = trainable_variables = regularization_losses = None
+
+    def __init__(self, tokenizer, bert):
+        super().__init__(name="tfbert_encoder")
+        # The Keras layers are held untracked (a SimpleNamespace is not trackable): tracking them
+        # would save Keras metadata, and loading would then import tf_keras. The signatures need
+        # only the resources and variables, which are tracked directly below.
+        self._layers = types.SimpleNamespace(tokenizer=tokenizer, bert=bert, pooling=sentence_embedding_pooling())
+        self.vocab_asset = tokenizer.vocab_asset
+        self.lookup_tables = tokenizer.lookup_tables
+        self.variables = list(bert.variables)
+        self.trainable_variables = list(bert.trainable_variables)
+        self.regularization_losses = []
+
+    # Each piece is traced once and called by the others (a call of an already traced tf.function
+    # reuses its graph): the tokenizer twice (single texts, pairs) and BERT twice (inference,
+    # training) instead of once a signature, which keeps exports fast.
+    @tf.function
+    def _bert(self, tokens, training):
+        outputs = bert_outputs(self._layers.bert, tokens, training=training)
+        outputs["sentence_embedding"] = self._layers.pooling({**outputs, "attention_mask": tokens["attention_mask"]})
+        return outputs
+
+    @tf.function
+    def __call__(self, text, training=False):
+        return self._bert(self.tokenize(text), training)
+
+    def trace_call(self):
+        """Traces `__call__` for inference and training, so that the SavedModel holds both."""
+        for training in (False, True):
+            self.__call__.get_concrete_function(TEXT, training=training)
+
+    @staticmethod
+    def _hidden_states(outputs):
+        return {"last_hidden_state": outputs["last_hidden_state"], "pooled_output": outputs["pooled_output"]}
+
+    @tf.function(input_signature=[TEXT])
+    def serving_default(self, text):
+        return self._hidden_states(self.__call__(text, training=False))
+
+    @tf.function(input_signature=[TEXT])
+    def tokenize(self, text):
+        return self._layers.tokenizer(text)
+
+    @tf.function(input_signature=[TEXT, TEXT_PAIR])
+    def encode_pair(self, text, text_pair):
+        return self._hidden_states(self._bert(self.tokenize_pair(text, text_pair), False))
+
+    @tf.function(input_signature=[TEXT, TEXT_PAIR])
+    def tokenize_pair(self, text, text_pair):
+        return self._layers.tokenizer((text, text_pair))
+
+    @tf.function(input_signature=[TEXT])
+    def embed(self, text):
+        # Texts of very different lengths in one request run in length groups (less padding).
+        embeddings = embed_in_length_groups(lambda tokens: self._bert(tokens, False)["sentence_embedding"],
+                                            self.tokenize(text), self._layers.bert.config.hidden_size)
+        return {"sentence_embedding": embeddings}
+
+    def signatures(self):
+        return {
+            "serving_default": self.serving_default,
+            "tokenize": self.tokenize,
+            "encode_pair": self.encode_pair,
+            "tokenize_pair": self.tokenize_pair,
+            "embed": self.embed,
+        }
+
+
+class ClassifierModule(tf.Module):
+    """The exported classifier: raw strings to probabilities, logits, label and label_id.
+
+    | task           | outputs                                                              |
+    | classification | probabilities, logits [batch, labels], label (string) [batch], label_id (int32) [batch] |
+    | multi_label    | probabilities, logits [batch, labels], predicted (int32, 1 where probability >= 0.5) [batch, labels] |
+    | regression     | score [batch]                                                        |
+
+    A single-text classifier has `serving_default` (text) and `tokenize`; a sentence-pair classifier has
+    `classify_pair` (text, text_pair), the same function as its `serving_default`, and `tokenize_pair`.
+    """
+
+    def __init__(self, model):
+        super().__init__(name="tfbert_classifier")
+        tokenizer, head = model.tokenizer, model.head
+        # Plain Python values sit in the untracked namespace too: a tracked list would be saved.
+        self._layers = types.SimpleNamespace(model=model, tokenizer=tokenizer, head=head, labels=list(head.labels or []),
+                                             task=head.task, text_pair=model.text_pair)
+        self.vocab_asset = tokenizer.vocab_asset
+        self.lookup_tables = tokenizer.lookup_tables
+        self.model_variables = list(model.variables)
+        self._label_names = tf.constant(self.labels or [""], tf.string)
+        if self.text_pair:
+            self._classify_pair = tf.function(self._classify_pair_fn, input_signature=[TEXT, TEXT_PAIR])
+            self._tokenize_pair = tf.function(lambda text, text_pair: tokenizer((text, text_pair)),
+                                              input_signature=[TEXT, TEXT_PAIR])
+        else:
+            self._classify = tf.function(self._classify_fn, input_signature=[TEXT])
+            self._tokenize = tf.function(lambda text: tokenizer(text), input_signature=[TEXT])
+
+    @property
+    def labels(self):
+        return self._layers.labels
+
+    @property
+    def task(self):
+        return self._layers.task
+
+    @property
+    def text_pair(self):
+        return self._layers.text_pair
+
+    def _outputs(self, logits):
+        if self.task == "regression":
+            return {"score": logits[:, 0]}
+        if self.task == "multi_label":
+            probabilities = tf.sigmoid(logits)
+            return {"probabilities": probabilities, "logits": logits,
+                    "predicted": tf.cast(probabilities >= 0.5, tf.int32)}
+        label_id = tf.argmax(logits, axis=-1, output_type=tf.int32)
+        return {"probabilities": tf.nn.softmax(logits), "logits": logits, "label_id": label_id,
+                "label": tf.gather(self._label_names, label_id)}
+
+    def _classify_fn(self, text):
+        return self._outputs(self._layers.model(text, training=False))
+
+    def _classify_pair_fn(self, text, text_pair):
+        return self._outputs(self._layers.model({"text": text, "text_pair": text_pair}, training=False))
+
+    def signatures(self):
+        if self.text_pair:
+            return {"serving_default": self._classify_pair, "classify_pair": self._classify_pair,
+                    "tokenize_pair": self._tokenize_pair}
+        return {"serving_default": self._classify, "tokenize": self._tokenize}
+
+
+def export_module(model):
+    """The tf.Module to save for a model: a classifier's or an encoder's signatures."""
+    if isinstance(model, BertClassifier):
+        return ClassifierModule(model)
+    if isinstance(model, BertEncoder):
+        return EncoderModule(model.tokenizer, model.bert)
+    raise TfbertError(f"export_saved_model needs a model from tfbert.build_encoder or tfbert.build_classifier; received "
+                      f"{type(model).__name__} {getattr(model, 'name', '')!r}.")
