@@ -67,7 +67,7 @@ def sentence_transformers_pooling(folder):
     try:
         modules = json.loads((folder / SENTENCE_TRANSFORMERS_MODULES_FILE).read_text(encoding="utf-8"))
         pooling_path = next(m["path"] for m in modules if m.get("type", "").endswith("Pooling"))
-        config = json.loads((folder / pooling_path / "config.json").read_text(encoding="utf-8"))
+        config = json.loads((folder / pooling_path / CONFIG_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError, StopIteration, KeyError, TypeError):
         return None
     if config.get("pooling_mode_mean_tokens"):

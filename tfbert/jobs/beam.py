@@ -29,7 +29,7 @@ from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, Predi
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from tfbert.errors import TfbertError
-from tfbert.serving.loading import load_export
+from tfbert.serving.loading import SavedModelEmbedder, load_export
 
 logger = logging.getLogger(__name__)
 
@@ -153,14 +153,9 @@ def build_pipeline(pipeline, input_pattern, output_prefix, saved_model, output_f
         return (rows | "ToExample" >> beam.Map(to_example)
                 | "Write" >> beam.io.WriteToTFRecord(output_prefix, file_name_suffix=".tfrecord"))
     if width is None:
-        width = _embedding_width(saved_model)
+        width = SavedModelEmbedder(saved_model).width
     schema = pa.schema([("id", pa.string()), ("text", pa.string()), ("embedding", pa.list_(pa.float32(), width))])
     return rows | "Write" >> beam.io.WriteToParquet(output_prefix, schema, file_name_suffix=".parquet")
-
-
-def _embedding_width(saved_model):
-    signature = load_export(saved_model, signature="embed")[0].signatures["embed"]
-    return int(signature.structured_outputs["sentence_embedding"].shape[-1])
 
 
 def build_parser():
@@ -182,7 +177,7 @@ def main(argv=None):
     args, beam_args = build_parser().parse_known_args(argv)
     try:
         # Checked here, once, so that a wrong path fails in one line before any worker starts.
-        width = _embedding_width(args.saved_model)
+        width = SavedModelEmbedder(args.saved_model).width
         with beam.Pipeline(options=PipelineOptions(beam_args, save_main_session=False)) as pipeline:
             build_pipeline(pipeline, args.input, args.output, args.saved_model, args.format, args.column,
                            args.id_column, args.batch_size, width=width, input_format=args.input_format)

@@ -4,7 +4,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfbert.errors import TfbertError, check_positive_int
-from tfbert.models.encoder import build_encoder
+from tfbert.models.encoder import bert_outputs, build_encoder
 from tfbert.models.length_groups import embed_in_length_groups
 from tfbert.models.pooling import sentence_embedding_pooling
 
@@ -24,9 +24,7 @@ class Embedder:
 
         @tf.function
         def embed_tokens(tokens):
-            outputs = bert(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"],
-                           token_type_ids=tokens["token_type_ids"], training=False)
-            return pooling({"last_hidden_state": outputs.last_hidden_state, "attention_mask": tokens["attention_mask"]})
+            return pooling({**bert_outputs(bert, tokens, training=False), "attention_mask": tokens["attention_mask"]})
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
         def run(text):
