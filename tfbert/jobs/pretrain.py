@@ -17,7 +17,6 @@ import pathlib
 import shutil
 import tempfile
 
-import tensorflow as tf
 import tf_keras
 
 from tfbert import defaults
@@ -132,8 +131,6 @@ def pretrain(corpus, out, model=None, config=None, steps=defaults.PRETRAIN_STEPS
     segment_chars = 2 * max_length
     train = pretraining_batches(sentence_pairs(corpus, "train", holdout_every, seed=seed, segment_chars=segment_chars),
                                 pretrainer.tokenizer, batch_size=batch_size, seed=seed)
-    # Keras' BackupAndRestore needs a built model: one call on a dummy pair builds the subclassed model.
-    pretrainer({"text": tf.constant(["a"]), "text_pair": tf.constant(["b"])})
     if not state_dir.exists():
         write_folder(pretrainer, out)  # the untrained start, so the folder exists before the state
         state_dir.mkdir()

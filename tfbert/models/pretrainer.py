@@ -20,7 +20,7 @@ from tfbert.checkpoints.checkpoint import load_checkpoint
 from tfbert.checkpoints.writer import write_checkpoint
 from tfbert.errors import TfbertError
 from tfbert.models.backbone import build_bert
-from tfbert.models.encoder import TOKENIZER_LAYER
+from tfbert.models.encoder import TOKENIZER_LAYER, bert_outputs
 from tfbert.models.weights import load_weights, pytorch_state_dict
 from tfbert.text.tokenizer import BertTokenizerLayer
 
@@ -103,13 +103,12 @@ class BertPretrainer(tf_keras.Model):
             (mlm_logits float32 [batch, seq, vocab], or [n, vocab] at `positions`;
              nsp_logits float32 [batch, 2]: index 0 "B follows A", as in transformers.)
         """
-        outputs = self.model.bert(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"],
-                                  token_type_ids=tokens["token_type_ids"], training=training)
-        states = outputs.last_hidden_state
+        outputs = bert_outputs(self.model.bert, tokens, training=training)
+        states = outputs["last_hidden_state"]
         if positions is not None:
             states = tf.gather_nd(states, positions)[None]
         mlm_logits = self.model.mlm(states, training=training)
-        nsp_logits = self.model.nsp(outputs.pooler_output)
+        nsp_logits = self.model.nsp(outputs["pooled_output"])
         return (mlm_logits if positions is None else mlm_logits[0]), nsp_logits
 
     def _forward(self, features, training):
@@ -149,6 +148,12 @@ class BertPretrainer(tf_keras.Model):
         features, nsp_labels = data
         mlm_loss, nsp_loss, outputs = self._compute_losses(features, nsp_labels, training=False)
         return self._update_metrics(mlm_loss, nsp_loss, nsp_labels, outputs)
+
+    def build_on_text(self):
+        """Builds the model by calling it on one short pair (a subclassed Keras model builds on its
+        first call), so that it saves, restores (BackupAndRestore) and summarises at once. Returns self."""
+        self({"text": tf.constant(["."]), "text_pair": tf.constant(["."])})
+        return self
 
     def call(self, features, training=False):
         _, mlm_logits, nsp_logits = self._forward(features, training)
@@ -196,6 +201,9 @@ def build_pretrainer(model=None, config=None, vocabulary=None, max_length=128, m
         vocabulary: str. vocab.txt for a fresh config. Defaults to the default checkpoint's.
         max_length: int. Longest pair, special tokens included. Defaults to 128.
         mask_rate: float. Defaults to 0.15.
+
+    Returns:
+        BertPretrainer, built (its weights exist), ready for `compile` and `fit`.
     """
     if config is not None:
         if vocabulary is None:
@@ -209,7 +217,7 @@ def build_pretrainer(model=None, config=None, vocabulary=None, max_length=128, m
         checkpoint = load_checkpoint(model, allow_pickle=allow_pickle)
         tokenizer = checkpoint.build_tokenizer(max_length, "longest", name=TOKENIZER_LAYER, **tokenizer_options)
         bert = _load_pretraining_model(checkpoint)
-    return BertPretrainer(tokenizer, bert, mask_rate=mask_rate, name="bert_pretrainer")
+    return BertPretrainer(tokenizer, bert, mask_rate=mask_rate, name="bert_pretrainer").build_on_text()
 
 
 def _load_pretraining_model(checkpoint):

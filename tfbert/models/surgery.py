@@ -91,7 +91,7 @@ def add_tokens(model, tokens, special_tokens=False):
         tokenizer, count = _with_added_tokens(model.tokenizer, tokens, special_tokens)
         bert = resized_copy(model.model, tokenizer.vocabulary_size)
         logger.info("added %d new tokens (vocabulary: %d tokens)", count, tokenizer.vocabulary_size)
-        return BertPretrainer(tokenizer, bert, mask_rate=model.mask_rate, name=model.name)
+        return BertPretrainer(tokenizer, bert, mask_rate=model.mask_rate, name=model.name).build_on_text()
     if not isinstance(model, RawTextModel):
         raise TfbertError("add_tokens needs a model from tfbert.build_encoder, build_classifier or build_pretrainer; "
                           f"received {type(model).__name__}.")
