@@ -223,11 +223,23 @@ def main():
         print("batching speed ...", flush=True)
         report["batching"] = batching_speed(args, train)
     recipe, tfbert_runs = [], {json.dumps(config, sort_keys=True): [] for config in configs}
+
+    def write(complete):
+        """The report so far: written after every run, so a stopped run keeps what it measured."""
+        if recipe:
+            report["plain_keras_recipe"] = summary(recipe)
+        if not args.skip_finetune:
+            report["tfbert_finetune"] = {key: summary(runs) for key, runs in tfbert_runs.items() if runs}
+        report["complete"] = complete
+        pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        pathlib.Path(args.out).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+
     for seed in seeds:
         if not args.skip_recipe:
             print(f"plain Keras recipe, seed {seed} ...", flush=True)
             recipe.append({"seed": seed, **plain_keras_recipe(seed, train, dev)})
             print(f"  {recipe[-1]}", flush=True)
+            write(complete=False)
         if not args.skip_finetune:
             for config in configs:
                 key = json.dumps(config, sort_keys=True)
@@ -235,12 +247,8 @@ def main():
                 with tempfile.TemporaryDirectory() as out_dir:
                     tfbert_runs[key].append({"seed": seed, **finetuned(config, seed, dev, out_dir)})
                 print(f"  {tfbert_runs[key][-1]}", flush=True)
-    if recipe:
-        report["plain_keras_recipe"] = summary(recipe)
-    if not args.skip_finetune:
-        report["tfbert_finetune"] = {key: summary(runs) for key, runs in tfbert_runs.items()}
-    pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    pathlib.Path(args.out).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+                write(complete=False)
+    write(complete=True)
     print(json.dumps({k: v for k, v in report.items() if k != "batching"}, indent=1))
     return 0
 
