@@ -35,6 +35,7 @@ DROP = 1  # c -> (nothing)
 SPACE = 2  # c -> " "
 PAD = 3  # c -> " " c " "
 EXCEPTION = 4  # c -> the stored sequence
+UNASSIGNED = 5  # c -> (nothing), as DROP; the clean table's unassigned code points (offsets need them)
 
 # Kinds of the final split (after lower-casing and accent stripping).
 WORD_CHAR = 0
@@ -164,17 +165,8 @@ class CodePointTable:
         offset = block * _BLOCK_SIZE + tf.bitwise.bitwise_and(code_points, _BLOCK_SIZE - 1)
         return tf.cast(tf.gather(self._constant("blocks"), offset), tf.int32)
 
-    def apply(self, code_points, bypass=None):
-        """Maps every code point of a ragged tensor to its sequence.
-
-        Args:
-            code_points: tf.RaggedTensor of int32 code points, [..., (chars)].
-            bypass: optional bool tensor, one per flat code point: those are kept as they are.
-
-        Returns:
-            tf.RaggedTensor of the same ragged rank, [..., (mapped chars)].
-        """
-        flat = code_points.flat_values
+    def map_values(self, flat, bypass=None):
+        """Maps a flat int32 tensor of code points: -> (ragged int32 [n, (mapped chars)], kind int32 [n])."""
         kind = self.kinds(flat)
         if bypass is not None:
             kind = tf.where(bypass, KEEP, kind)
@@ -191,7 +183,19 @@ class CodePointTable:
             exception = tf.gather(self._constant("exception_values"), row)
             columns.append(tf.where((kind == EXCEPTION)[:, None], exception, -1))
         slots = tf.concat(columns, axis=1)
-        mapped = tf.ragged.boolean_mask(slots, slots >= 0)
+        return tf.ragged.boolean_mask(slots, slots >= 0), kind
+
+    def apply(self, code_points, bypass=None):
+        """Maps every code point of a ragged tensor to its sequence.
+
+        Args:
+            code_points: tf.RaggedTensor of int32 code points, [..., (chars)].
+            bypass: optional bool tensor, one per flat code point: those are kept as they are.
+
+        Returns:
+            tf.RaggedTensor of the same ragged rank, [..., (mapped chars)].
+        """
+        mapped, _ = self.map_values(code_points.flat_values, bypass)
         return code_points.with_flat_values(mapped).merge_dims(-2, -1)
 
 
@@ -267,6 +271,8 @@ def _tabulate(do_lower_case, strip_accents_mode, tokenize_chinese_chars):
         return char.lower() if do_lower_case else char
 
     def clean(c):
+        if unicodedata.category(c) == "Cn":  # is_control too: deleted; BertTokenizerFast keeps them
+            return UNASSIGNED
         if c == "\x00" or c == "\ufffd" or is_control(c):
             return ""
         if is_whitespace(c) or c.isspace():

@@ -68,12 +68,17 @@ class SpecialTokenSplitter(tf.Module):
         """
         if not self.lower_first:
             return text
-        pieces = tf_text.regex_split(text, self._keep_case_pattern, self._keep_case_pattern)
-        keep = self.keep_case_table.lookup(pieces.flat_values) >= 0
+        pieces, keep = self.keep_case_pieces(text)
         code_points = tf.strings.unicode_decode(pieces.flat_values, "UTF-8")
         lowered = tf.strings.unicode_encode(lower_table.apply(code_points), "UTF-8")
         joined = pieces.with_flat_values(tf.where(keep, pieces.flat_values, lowered))
         return tf.strings.reduce_join(joined, axis=1)
+
+    def keep_case_pieces(self, text):
+        """[batch] strings -> ([batch, (pieces)] strings that join back into the text, bool per piece: a
+        special or added token the pre-lower-casing keeps as it is). Only when `lower_first`."""
+        pieces = tf_text.regex_split(text, self._keep_case_pattern, self._keep_case_pattern)
+        return pieces, self.keep_case_table.lookup(pieces.flat_values) >= 0
 
     def split(self, text):
         """[batch] strings -> ([batch, (pieces)] strings, id of each piece that is a special or added token, else -1)."""

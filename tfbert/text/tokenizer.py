@@ -1,45 +1,29 @@
 """`BertTokenizerLayer`: raw strings to BERT inputs in the graph, equal to transformers' `BertTokenizer`.
 
-The steps follow the reference (`PreTrainedTokenizer.tokenize`, `BasicTokenizer`, `WordpieceTokenizer`,
-`truncate_sequences`, `pad`), each a small in-graph function:
+The steps follow the reference (`PreTrainedTokenizer.tokenize`, `truncate_sequences`, `pad`):
 
-    sanitize UTF-8 -> pre-lower outside special and added tokens -> split off special and added
-    tokens -> clean (CJK padding) -> NFC -> whitespace words -> normalize words (lower, strip accents)
-    -> split on punctuation -> WordPiece -> truncate (longest_first) -> [CLS] a [SEP] (b [SEP]) -> pad
+    each text -> `Segmenter` (tfbert.text.segments: cleaning, words, WordPiece) -> truncate
+    (longest_first) -> [CLS] a [SEP] (b [SEP]) -> pad
 
-The per-character rules come from tables computed with the running Python (`tfbert.text.chartables`);
-tensorflow-text supplies NFC normalization and WordPiece. Its `BertTokenizer`/`FastBertNormalize`
-are not used: their case folding and control-character handling differ from the reference
-(docs/design.md, "How the tokenizer matches the reference").
+tensorflow-text's `BertTokenizer`/`FastBertNormalize` are not used: their case folding and
+control-character handling differ from the reference (docs/design.md, "How the tokenizer matches
+the reference"). `tokenize_with_offsets` adds each token's character offsets (tfbert.text.offsets).
 """
 
 import logging
 
 import tensorflow as tf
-import tensorflow_text as tf_text
 import tf_keras
 
 from tfbert.errors import TfbertError, check_choice, check_positive_int
 from tfbert.text import chartables
 from tfbert.text.packing import PADDING_CHOICES, check_max_length, pack, truncate_longest_first
-from tfbert.text.ragged import position_in_row, row_ids, shift_right
+from tfbert.text.ragged import truncate_rows
+from tfbert.text.segments import Segmenter
 from tfbert.text.special_tokens import SpecialTokenSplitter
 from tfbert.text.vocabulary import DEFAULT_SPECIAL_TOKENS, check_added_tokens, read_vocabulary
 
 logger = logging.getLogger(__name__)
-
-def _sanitize_utf8(text):
-    """Replaces invalid UTF-8 and NUL by U+FFFD, so that no op below can fail or stop early.
-
-    The reference deletes NUL and U+FFFD alike, at the same step (`_clean_text`), so this changes no
-    token. NUL must go: tensorflow-text's `regex_split` stops at the first NUL byte and drops the rest
-    of the text (tests/test_tokenizer.py::test_regex_split_stops_at_nul shows it).
-    """
-    text = tf.strings.unicode_transcode(
-        text, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD, replace_control_characters=False
-    )
-    return tf.strings.regex_replace(text, "\x00", "\ufffd")
-
 
 @tf_keras.utils.register_keras_serializable(package="tfbert")
 class BertTokenizerLayer(tf_keras.layers.Layer):
@@ -72,6 +56,8 @@ class BertTokenizerLayer(tf_keras.layers.Layer):
 
     Returns:
         dict of int32 tensors [batch, seq]: "input_ids", "token_type_ids", "attention_mask".
+        `tokenize_with_offsets` returns them with "offsets" [batch, seq, 2]: each token's (start, end)
+        in its own text, in code points, as `BertTokenizerFast`'s `offset_mapping`.
 
     Example:
     >>> layer = BertTokenizerLayer("vocab.txt")  # doctest: +SKIP
@@ -131,8 +117,8 @@ class BertTokenizerLayer(tf_keras.layers.Layer):
         no_split = {t: index[t] for t in self.special_tokens if t in index}
         no_split.update({a["content"]: a["id"] for a in self.added_tokens})
         self.special_ids = [no_split[t] for t in self.special_tokens]
-        self._special_token_splitter = SpecialTokenSplitter(self.special_tokens, no_split, self.added_tokens,
-                                                            self.do_lower_case)
+        special_token_splitter = SpecialTokenSplitter(self.special_tokens, no_split, self.added_tokens,
+                                                      self.do_lower_case)
 
         # Layers: the vocabulary asset and its lookup table, the character tables, WordPiece.
         self.vocab_asset = tf.saved_model.Asset(self.vocabulary)
@@ -150,18 +136,10 @@ class BertTokenizerLayer(tf_keras.layers.Layer):
             ),
             default_value=-1,
         )
-        self._char_tables = chartables.bert_char_tables(
-            self.do_lower_case, self.strip_accents, self.tokenize_chinese_chars
-        )
-        self._wordpiece = tf_text.WordpieceTokenizer(
-            self.vocab_table,
-            suffix_indicator="##",
-            # Longer words were already replaced by the unknown token, counted in characters as the
-            # reference counts them (tensorflow-text counts bytes).
-            max_bytes_per_word=4 * self.max_input_chars_per_word,
-            token_out_type=tf.int64,
-            unknown_token=self.unk_token,
-        )
+        self._segmenter = Segmenter(
+            chartables.bert_char_tables(self.do_lower_case, self.strip_accents, self.tokenize_chinese_chars),
+            special_token_splitter, self.vocab_table, self.do_lower_case, self.unk_token, self.unk_id,
+            self.max_input_chars_per_word)
 
     # ----------------------------------------------------------------------------------------------
     # Construction helpers.
@@ -176,7 +154,7 @@ class BertTokenizerLayer(tf_keras.layers.Layer):
     @property
     def lookup_tables(self):
         """Every lookup table the layer's graph uses; a `tf.Module` exporting the layer must track them."""
-        return [self.vocab_table, *self._special_token_splitter.lookup_tables]
+        return [self.vocab_table, *self._segmenter.special_token_splitter.lookup_tables]
 
     def _validate_arguments(self):
         check_max_length(self.max_length)
@@ -210,90 +188,6 @@ class BertTokenizerLayer(tf_keras.layers.Layer):
             config.update(added_tokens=[dict(a) for a in self.added_tokens], base_vocabulary_size=self.base_vocabulary_size)
         return config
 
-    # ----------------------------------------------------------------------------------------------
-    # In-graph steps.
-
-    def _words(self, segments):
-        """[n] strings without special tokens -> ([n, (words)] code points, never-split flag per word).
-
-        Cleaning, CJK padding and NFC, then the whitespace split. Words equal to a special token
-        after cleaning are the reference's `never_split`: not lower-cased, not split.
-        """
-        tables = self._char_tables
-        code_points = tf.strings.unicode_decode(segments, "UTF-8", errors="replace", replacement_char=0xFFFD)
-        if self.do_lower_case and not self._special_token_splitter.lower_first:  # the shortcut: lower-case after the split
-            code_points = tables.lower.apply(code_points)
-        cleaned = tables.clean.apply(code_points)
-        # Every character left is assigned in Python's Unicode version, so ICU's NFC agrees with
-        # `unicodedata.normalize("NFC", ...)` on it; composition must see the cleaned text.
-        normalized = tf_text.normalize_utf8(tf.strings.unicode_encode(cleaned, "UTF-8"), "NFC")
-        # Only ASCII spaces separate words here: the clean table mapped all other whitespace to it.
-        words = tf.strings.split(normalized)
-        never_split = self._special_token_splitter.never_split(words.flat_values)
-        word_chars = tf.strings.unicode_decode(words.flat_values, "UTF-8")
-        return words.with_flat_values(word_chars), never_split
-
-    def _split_words(self, word_chars, never_split):
-        """Normalizes words and splits them on punctuation.
-
-        Args:
-            word_chars: [n, (words), (chars)] code points.
-            never_split: bool [num words].
-
-        Returns:
-            [n, (tokens), (chars)] code points.
-        """
-        tables = self._char_tables
-        chars = word_chars.values  # [words, (chars)]
-        word_of_char = row_ids(chars)
-        if not tables.normalize.is_identity:
-            chars = tables.normalize.apply(chars, bypass=tf.gather(never_split, word_of_char))
-            word_of_char = row_ids(chars)
-        values = chars.values
-        kind = tables.split.kinds(values)
-        separator = kind == chartables.SEPARATOR
-        punctuation = (kind == chartables.PUNCTUATION) & ~tf.gather(never_split, word_of_char)
-        first_in_word = position_in_row(chars, word_of_char) == 0
-        starts = ~separator & (first_in_word | punctuation | shift_right(punctuation) | shift_right(separator))
-        token_of_char = tf.cumsum(tf.cast(starts, tf.int64)) - 1
-        kept = ~separator
-        tokens = tf.RaggedTensor.from_value_rowids(
-            tf.boolean_mask(values, kept),
-            tf.boolean_mask(token_of_char, kept),
-            nrows=tf.reduce_sum(tf.cast(starts, tf.int64)),
-        )
-        # Tokens per segment: each token belongs to the segment of the word of its first character.
-        word_of_token = tf.boolean_mask(word_of_char, starts)
-        segment_of_token = tf.gather(row_ids(word_chars), word_of_token)
-        return tf.RaggedTensor.from_value_rowids(tokens, segment_of_token, nrows=word_chars.nrows())
-
-    def _wordpiece_ids(self, tokens):
-        """[n, (tokens), (chars)] code points -> [n, (ids)] int32 WordPiece ids."""
-        token_chars = tokens.values
-        strings = tf.strings.unicode_encode(token_chars, "UTF-8")
-        too_long = token_chars.row_lengths() > self.max_input_chars_per_word
-        # The reference emits the unknown token for such words; the vocabulary maps it to its id.
-        strings = tf.where(too_long, self.unk_token, strings)
-        pieces = self._wordpiece.tokenize(strings)  # [tokens, (pieces)]
-        ids = tokens.with_values(pieces).merge_dims(1, 2)
-        return tf.cast(ids, tf.int32)
-
-    def tokenize_segments(self, text):
-        """Token ids without special tokens added: [batch] strings -> [batch, (ids)] int32."""
-        splitter = self._special_token_splitter
-        text = splitter.lower_outside_tokens(_sanitize_utf8(text), self._char_tables.lower)
-        pieces, special_id = splitter.split(text)
-        is_special = special_id >= 0
-        plain = tf.where(is_special, "", pieces.flat_values)
-        word_chars, never_split = self._words(plain)
-        tokens = self._split_words(word_chars, never_split)
-        plain_ids = self._wordpiece_ids(tokens)  # [pieces, (ids)]
-        special_ids = tf.RaggedTensor.from_row_lengths(
-            tf.boolean_mask(special_id, is_special), tf.cast(is_special, tf.int64)
-        )
-        per_piece = tf.concat([special_ids, plain_ids], axis=1)
-        return pieces.with_flat_values(per_piece).merge_dims(1, 2)
-
     @staticmethod
     def _as_batch(text, name):
         text = tf.convert_to_tensor(text)
@@ -307,14 +201,30 @@ class BertTokenizerLayer(tf_keras.layers.Layer):
             raise TfbertError(f"{name} must have shape [batch] or [batch, 1]; received shape {text.shape}.")
         return text
 
-    def call(self, inputs, text_pair=None):
+    def _texts(self, inputs, text_pair):
         if isinstance(inputs, dict):
             inputs, text_pair = inputs["text"], inputs.get("text_pair")
         elif isinstance(inputs, (list, tuple)):
             if len(inputs) != 2:
                 raise TfbertError(f"pass a text tensor or a (text, text_pair) pair; received {len(inputs)} inputs.")
             inputs, text_pair = inputs
-        ids_a = self.tokenize_segments(self._as_batch(inputs, "text"))
-        ids_b = None if text_pair is None else self.tokenize_segments(self._as_batch(text_pair, "text_pair"))
-        segments = truncate_longest_first(ids_a, ids_b, self.max_length)
+        return self._as_batch(inputs, "text"), None if text_pair is None else self._as_batch(text_pair, "text_pair")
+
+    def call(self, inputs, text_pair=None):
+        text, text_pair = self._texts(inputs, text_pair)
+        ids_b = None if text_pair is None else self._segmenter.tokenize(text_pair)
+        segments = truncate_longest_first(self._segmenter.tokenize(text), ids_b, self.max_length)
         return pack(segments, self.cls_id, self.sep_id, self.pad_id, self.max_length, self.padding)
+
+    def tokenize_with_offsets(self, inputs, text_pair=None):
+        """As calling the layer, plus "offsets": int32 [batch, seq, 2], each token's (start, end) in its
+        own text in code points, as transformers' `offset_mapping`; (0, 0) for [CLS], [SEP] and padding."""
+        text, text_pair = self._texts(inputs, text_pair)
+        ids_a, spans_a = self._segmenter.tokenize_with_offsets(text)
+        ids_b, spans_b = (None, None) if text_pair is None else self._segmenter.tokenize_with_offsets(text_pair)
+        segments = truncate_longest_first(ids_a, ids_b, self.max_length)
+        spans = [truncate_rows(s, kept.row_lengths()) for s, kept in zip((spans_a, spans_b), segments)]
+        packed = pack(segments, self.cls_id, self.sep_id, self.pad_id, self.max_length, self.padding)
+        starts, ends = (pack([s.with_flat_values(s.flat_values[:, i]) for s in spans], 0, 0, 0, self.max_length,
+                             self.padding)["input_ids"] for i in (0, 1))
+        return {**packed, "offsets": tf.cast(tf.stack([starts, ends], axis=-1), tf.int32)}
