@@ -115,11 +115,7 @@ class Segmenter(tf.Module):
         word_chars, never_split = self._words(plain)
         tokens, _ = self._split_words(word_chars, never_split)
         plain_ids, _ = self._wordpiece_ids(tokens)  # [pieces, (ids)]
-        special_ids = tf.RaggedTensor.from_row_lengths(
-            tf.boolean_mask(special_id, is_special), tf.cast(is_special, tf.int64)
-        )
-        per_piece = tf.concat([special_ids, plain_ids], axis=1)
-        return pieces.with_flat_values(per_piece).merge_dims(1, 2)
+        return _join_pieces(pieces, is_special, special_id, plain_ids)
 
     def tokenize_with_offsets(self, text):
         """`tokenize` with each token's (start, end) in its text, counted in code points
@@ -149,18 +145,25 @@ class Segmenter(tf.Module):
         never_split = splitter.never_split(tf.strings.unicode_encode(word_chars.values, "UTF-8"))
         tokens, spans = self._split_words(word_chars, never_split, tf.gather(constituents, tf.where(kept)[:, 0]))
         plain_ids, plain_spans = self._wordpiece_ids(tokens, spans)  # [pieces, (ids)], [pieces, (ids), 2]
-        special = tf.cast(is_special, tf.int64)
-        per_piece = tf.concat([tf.RaggedTensor.from_row_lengths(tf.boolean_mask(special_id, is_special), special),
-                               plain_ids], axis=1)
-        per_piece_spans = tf.concat([tf.RaggedTensor.from_row_lengths(tf.boolean_mask(piece_spans, is_special), special),
-                                     plain_spans], axis=1)
-        ids = pieces.with_flat_values(per_piece).merge_dims(1, 2)
-        chars = text_chars.flat_values
-        clean, normalize = tables.clean.kinds(chars), tables.normalize.kinds(chars)
+        ids = _join_pieces(pieces, is_special, special_id, plain_ids)
+        spans = _join_pieces(pieces, is_special, piece_spans, plain_spans)
+        return ids, self._cover_unassigned(ids, spans, text_chars)
+
+    def _cover_unassigned(self, ids, spans, text_chars):
+        """`offsets.extend_over` for the [UNK] ids: the characters' classes it needs, from the tables."""
+        tables, chars = self.char_tables, text_chars.flat_values
+        clean = tables.clean.kinds(chars)
         unassigned = tf.equal(clean, chartables.UNASSIGNED)
-        dropped = unassigned | tf.equal(clean, chartables.DROP) | tf.equal(normalize, chartables.DROP)
+        dropped = unassigned | tf.equal(clean, chartables.DROP) | tf.equal(tables.normalize.kinds(chars), chartables.DROP)
         isolated = tf.equal(clean, chartables.PAD) | tf.equal(tables.split.kinds(chars), chartables.PUNCTUATION)
-        spans = offsets.extend_over(pieces.with_flat_values(per_piece_spans).merge_dims(1, 2),
-                                    tf.equal(ids.flat_values, self.unk_id), unassigned, dropped, isolated, text_chars)
-        return ids, spans
+        return offsets.extend_over(spans, tf.equal(ids.flat_values, self.unk_id), unassigned, dropped, isolated,
+                                   text_chars)
+
+
+def _join_pieces(pieces, is_special, special_values, plain_values):
+    """Each piece's values in text order: a special token's one value, or its words' [pieces, (n), ...]
+    -> [batch, (n), ...]."""
+    special = tf.RaggedTensor.from_row_lengths(tf.boolean_mask(special_values, is_special),
+                                               tf.cast(is_special, tf.int64))
+    return pieces.with_flat_values(tf.concat([special, plain_values], axis=1)).merge_dims(1, 2)
 
