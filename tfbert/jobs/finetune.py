@@ -74,7 +74,7 @@ def finetune(train, dev, model=None, text_columns=("text",), label_column="label
         text_columns: one column name, or two for sentence pairs. Defaults to ("text",).
         label_column: str. Defaults to "label".
         task: str. "classification", "multi_label" or "regression".
-        epochs, batch_size, max_length, learning_rate: the usual. Defaults 3, 32, 128, 5e-5.
+        epochs, batch_size, max_length, learning_rate: the usual. Defaults 4, 32, 128, 1e-4.
         pooling: str. "pooled", "cls" or "mean". Defaults to the checkpoint's (see build_classifier).
         out_dir: str. Where the export goes: out_dir/name/<version>. Defaults to "saved_models".
         name: str. Model name. Defaults to the training file's folder (or stem).

@@ -109,7 +109,7 @@ class BertClassifier(RawTextModel):
             metrics: "auto": accuracy (classification), binary accuracy (multi_label), MAE (regression).
             train_steps: int. Total optimizer steps (epochs x steps per epoch), for the schedule.
                 Without it the "auto" optimizer keeps a constant learning rate after no warm-up.
-            learning_rate: float. Peak learning rate of the "auto" optimizer. Defaults to 5e-5.
+            learning_rate: float. Peak learning rate of the "auto" optimizer. Defaults to 1e-4.
         """
         if isinstance(optimizer, str) and optimizer == "auto":
             optimizer = create_optimizer(train_steps, learning_rate=learning_rate)

@@ -19,7 +19,7 @@ def create_optimizer(train_steps=None, learning_rate=FINETUNE_LEARNING_RATE, war
 
     Args:
         train_steps: int. Total steps. None: constant learning rate, no warm-up.
-        learning_rate: float. Peak learning rate. Defaults to 5e-5.
+        learning_rate: float. Peak learning rate. Defaults to 1e-4 (tfbert.defaults.FINETUNE_LEARNING_RATE).
         warmup_fraction: float. Share of the steps spent warming up. Defaults to 0.1.
         weight_decay: float. Decoupled weight decay rate. Defaults to 0.01.
     """
