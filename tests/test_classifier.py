@@ -150,7 +150,7 @@ def test_classifier_export_in_fresh_process(tmp_path, tiny_checkpoint):
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     logits = model(tf.constant(texts + [""])).numpy()
-    assert report["signatures"] == ["serving_default", "tokenize"]
+    assert report["signatures"] == ["serving_default", "tokenize", "tokenize_with_offsets"]
     assert report["modules"] == []
     np.testing.assert_allclose(report["logits"], logits, atol=1e-5)
     np.testing.assert_allclose(report["probabilities"], tf.nn.softmax(logits).numpy(), atol=1e-5)
@@ -166,11 +166,14 @@ def test_pair_classifier_export_has_classify_pair(tmp_path, tiny_checkpoint):
     model = build_classifier(str(tiny_checkpoint), labels=["no", "yes"], text_pair=True)
     path = export_saved_model(model, tmp_path / "pairs", warmup=False)
     loaded = tf.saved_model.load(str(path))
-    assert sorted(loaded.signatures) == ["classify_pair", "serving_default", "tokenize_pair"]
+    assert sorted(loaded.signatures) == ["classify_pair", "serving_default", "tokenize_pair", "tokenize_pair_with_offsets"]
     pairs = dict(text=tf.constant(["is it free?", "x"]), text_pair=tf.constant(["yes it is", ""]))
     exported = loaded.signatures["classify_pair"](**pairs)
     np.testing.assert_allclose(exported["logits"].numpy(), model(pairs).numpy(), atol=1e-5)
     assert loaded.signatures["tokenize_pair"](**pairs)["token_type_ids"].numpy()[0].tolist().count(1) == 4
+    offsets = loaded.signatures["tokenize_pair_with_offsets"](**pairs)["offsets"].numpy()[0].tolist()
+    assert offsets[:6] == [[0, 0], [0, 2], [3, 5], [6, 10], [10, 11], [0, 0]]  # [CLS] is it free ? [SEP]
+    assert offsets[6:9] == [[0, 3], [4, 6], [7, 9]]  # yes it is, in the second text
 
 
 def test_default_pooling_follows_the_checkpoint(tiny_checkpoint, default_checkpoint):

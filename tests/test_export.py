@@ -1,4 +1,4 @@
-"""export_saved_model: the five signatures, checked in a fresh process with only tensorflow + tensorflow_text."""
+"""export_saved_model: the encoder's seven signatures, checked in a fresh process with only tensorflow + tensorflow_text."""
 
 import json
 
@@ -32,6 +32,8 @@ calls = {
     "embed": dict(text=texts["text"]),
     "encode_pair": dict(text=texts["text"], text_pair=texts["text_pair"]),
     "tokenize_pair": dict(text=texts["text"], text_pair=texts["text_pair"]),
+    "tokenize_with_offsets": dict(text=texts["text"]),
+    "tokenize_pair_with_offsets": dict(text=texts["text"], text_pair=texts["text_pair"]),
 }
 diffs, shapes, empty = {}, {}, {}
 for name, kwargs in calls.items():
@@ -89,6 +91,9 @@ def _expected(encoder, tokenizer, bert, text, pair):
     }
     values.update({f"tokenize/{k}": v for k, v in single.items()})
     values.update({f"tokenize_pair/{k}": v for k, v in both.items()})
+    values.update({f"tokenize_with_offsets/{k}": v for k, v in tokenizer.tokenize_with_offsets(text).items()})
+    values.update({f"tokenize_pair_with_offsets/{k}": v
+                   for k, v in tokenizer.tokenize_with_offsets((text, pair)).items()})
     return values
 
 
@@ -101,7 +106,8 @@ def test_fresh_process_matches_in_process(tmp_path, exported, default_encoder):
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
 
-    assert report["signatures"] == sorted(["serving_default", "tokenize", "encode_pair", "tokenize_pair", "embed"])
+    assert report["signatures"] == sorted(["serving_default", "tokenize", "encode_pair", "tokenize_pair", "embed",
+                                           "tokenize_with_offsets", "tokenize_pair_with_offsets"])
     assert report["modules"] == []  # loading needed no tfbert, transformers, tf_keras or torch
     assert max(report["diffs"].values()) <= 1e-5, report["diffs"]
     assert report["seed_ids"] == SEED_IDS

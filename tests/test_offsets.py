@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_text as tf_text
 
-from conftest import debian_texts, shared_file
+from conftest import debian_texts, shared_file, run_python
 
 MAX_LENGTH = 512
 
@@ -144,3 +144,25 @@ def test_find_source_offsets_fails_on_a_batch_with_an_empty_string():
     _, starts = tf.strings.unicode_decode_with_offsets(normalized, "UTF-8")
     with pytest.raises(tf.errors.InvalidArgumentError, match="did not match the offset map dimension"):
         tf_text.find_source_offsets(offsets_map, starts)
+
+
+FIND_SOURCE_OFFSETS_ON_NO_ROWS = """
+import tensorflow as tf
+import tensorflow_text as tf_text
+normalized, offsets_map = tf_text.normalize_utf8_with_offsets_map(tf.constant([], tf.string), "NFC")
+_, starts = tf.strings.unicode_decode_with_offsets(normalized, "UTF-8")
+tf_text.find_source_offsets(offsets_map, starts)
+print("survived")
+"""
+
+
+def test_find_source_offsets_crashes_on_a_batch_of_no_rows(layer):
+    """Why tfbert.text.offsets.compose adds a row before normalizing: tensorflow-text's
+    `find_source_offsets` kills the process (SIGSEGV) on a batch of no rows, which a batch of empty
+    texts gives it. The layer answers such batches."""
+    result = run_python(FIND_SOURCE_OFFSETS_ON_NO_ROWS)
+    assert result.returncode != 0 and "survived" not in result.stdout
+    for texts in ([""], ["", "   "], []):
+        outputs = layer.tokenize_with_offsets(tf.constant(texts, tf.string))
+        assert outputs["input_ids"].numpy().tolist() == [[101, 102]] * len(texts)
+        assert outputs["offsets"].numpy().tolist() == [[[0, 0], [0, 0]]] * len(texts)

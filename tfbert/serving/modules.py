@@ -9,6 +9,11 @@ and tensorflow_text (for its ops), not tfbert, tf_keras or transformers. An enco
 | encode_pair     | text, text_pair   | as serving_default                                  |
 | tokenize_pair   | text, text_pair   | as tokenize                                         |
 | embed           | text              | sentence_embedding [batch, hidden], mean-pooled, L2-normalised |
+| tokenize_with_offsets      | text            | as tokenize, and offsets [batch, seq, 2]  |
+| tokenize_pair_with_offsets | text, text_pair | as tokenize_pair, and offsets [batch, seq, 2] |
+
+`offsets` are each token's (start, end) in its own text, in code points, as transformers'
+`offset_mapping`; (0, 0) for [CLS], [SEP] and padding.
 
 An encoder export is also a TF2 "reusable SavedModel" (the TF Hub convention): `__call__(text, training)`
 returns all three outputs, with dropout when training=True, and `variables`, `trainable_variables` and
@@ -88,6 +93,14 @@ class EncoderModule(tf.Module):
         return self._layers.tokenizer((text, text_pair))
 
     @tf.function(input_signature=[TEXT])
+    def tokenize_with_offsets(self, text):
+        return self._layers.tokenizer.tokenize_with_offsets(text)
+
+    @tf.function(input_signature=[TEXT, TEXT_PAIR])
+    def tokenize_pair_with_offsets(self, text, text_pair):
+        return self._layers.tokenizer.tokenize_with_offsets((text, text_pair))
+
+    @tf.function(input_signature=[TEXT])
     def embed(self, text):
         # Texts of very different lengths in one request run in length groups (less padding).
         embeddings = embed_in_length_groups(lambda tokens: self._bert(tokens, False)["sentence_embedding"],
@@ -101,6 +114,8 @@ class EncoderModule(tf.Module):
             "encode_pair": self.encode_pair,
             "tokenize_pair": self.tokenize_pair,
             "embed": self.embed,
+            "tokenize_with_offsets": self.tokenize_with_offsets,
+            "tokenize_pair_with_offsets": self.tokenize_pair_with_offsets,
         }
 
 
@@ -112,8 +127,9 @@ class ClassifierModule(tf.Module):
     | multi_label    | probabilities, logits [batch, labels], predicted (int32, 1 where probability >= 0.5) [batch, labels] |
     | regression     | score [batch]                                                        |
 
-    A single-text classifier has `serving_default` (text) and `tokenize`; a sentence-pair classifier has
-    `classify_pair` (text, text_pair), the same function as its `serving_default`, and `tokenize_pair`.
+    A single-text classifier has `serving_default` (text), `tokenize` and `tokenize_with_offsets`; a
+    sentence-pair classifier has `classify_pair` (text, text_pair), the same function as its
+    `serving_default`, `tokenize_pair` and `tokenize_pair_with_offsets`.
     """
 
     def __init__(self, model):
@@ -130,9 +146,12 @@ class ClassifierModule(tf.Module):
             self._classify_pair = tf.function(self._classify_pair_fn, input_signature=[TEXT, TEXT_PAIR])
             self._tokenize_pair = tf.function(lambda text, text_pair: tokenizer((text, text_pair)),
                                               input_signature=[TEXT, TEXT_PAIR])
+            self._tokenize_pair_with_offsets = tf.function(
+                lambda text, text_pair: tokenizer.tokenize_with_offsets((text, text_pair)), input_signature=[TEXT, TEXT_PAIR])
         else:
             self._classify = tf.function(self._classify_fn, input_signature=[TEXT])
             self._tokenize = tf.function(lambda text: tokenizer(text), input_signature=[TEXT])
+            self._tokenize_with_offsets = tf.function(tokenizer.tokenize_with_offsets, input_signature=[TEXT])
 
     @property
     def labels(self):
@@ -166,8 +185,9 @@ class ClassifierModule(tf.Module):
     def signatures(self):
         if self.text_pair:
             return {"serving_default": self._classify_pair, "classify_pair": self._classify_pair,
-                    "tokenize_pair": self._tokenize_pair}
-        return {"serving_default": self._classify, "tokenize": self._tokenize}
+                    "tokenize_pair": self._tokenize_pair, "tokenize_pair_with_offsets": self._tokenize_pair_with_offsets}
+        return {"serving_default": self._classify, "tokenize": self._tokenize,
+                "tokenize_with_offsets": self._tokenize_with_offsets}
 
 
 def export_module(model):

@@ -72,14 +72,17 @@ def compose(code_points, spans):
         characters each output character was composed from, at least one).
     """
     text = tf.strings.unicode_encode(code_points, "UTF-8")
-    normalized, offsets_map = tf_text.normalize_utf8_with_offsets_map(text, "NFC")
+    # One row more, dropped below: tensorflow-text's find_source_offsets crashes the process (SIGSEGV)
+    # on a batch of no rows (tests/test_offsets.py shows it).
+    normalized, offsets_map = tf_text.normalize_utf8_with_offsets_map(tf.concat([text, [""]], 0), "NFC")
     composed, byte_starts = tf.strings.unicode_decode_with_offsets(normalized, "UTF-8")
     # Each row's end closes its last character. It also keeps every row non-empty: tensorflow-text's
     # find_source_offsets fails on a batch with an empty row ("Input offset tensor dimension did not
     # match the offset map dimension"; tests/test_offsets.py shows it).
     row_end_bytes = tf.cast(tf.strings.length(normalized), byte_starts.dtype)[:, None]
     bounds = tf_text.find_source_offsets(
-        offsets_map, tf.concat([byte_starts, tf.RaggedTensor.from_tensor(row_end_bytes)], axis=1))
+        offsets_map, tf.concat([byte_starts, tf.RaggedTensor.from_tensor(row_end_bytes)], axis=1))[:-1]
+    composed = composed[:-1]
     # Byte positions over the whole batch (rows follow each other) -> flat indices of source characters.
     row_base = tf.cumsum(tf.cast(tf.strings.length(text), tf.int64), exclusive=True)
     char_bytes = tf.cumsum(utf8_widths(code_points.flat_values), exclusive=True)
