@@ -120,16 +120,25 @@ static void run_request(TF_Session *session, TF_Graph *graph, const char *reques
   for (uint32_t i = 0; i < output_count; ++i) {
     TF_Tensor *tensor = output_values[i];
     uint32_t dtype = (uint32_t)TF_TensorType(tensor), rank = (uint32_t)TF_NumDims(tensor);
-    if (dtype == TF_STRING) die("string outputs are not supported", output_path);
     fwrite(&dtype, sizeof dtype, 1, out);
     fwrite(&rank, sizeof rank, 1, out);
     for (uint32_t d = 0; d < rank; ++d) {
       int64_t dim = TF_Dim(tensor, (int)d);
       fwrite(&dim, sizeof dim, 1, out);
     }
-    uint64_t byte_size = TF_TensorByteSize(tensor);
-    fwrite(&byte_size, sizeof byte_size, 1, out);
-    fwrite(TF_TensorData(tensor), 1, byte_size, out);
+    if (dtype == TF_STRING) {  /* each element: uint32 length, then its bytes */
+      const TF_TString *strings = (const TF_TString *)TF_TensorData(tensor);
+      int64_t count = TF_TensorElementCount(tensor);
+      for (int64_t j = 0; j < count; ++j) {
+        uint32_t length = (uint32_t)TF_StringGetSize(&strings[j]);
+        fwrite(&length, sizeof length, 1, out);
+        fwrite(TF_StringGetDataPointer(&strings[j]), 1, length, out);
+      }
+    } else {
+      uint64_t byte_size = TF_TensorByteSize(tensor);
+      fwrite(&byte_size, sizeof byte_size, 1, out);
+      fwrite(TF_TensorData(tensor), 1, byte_size, out);
+    }
     TF_DeleteTensor(tensor);
   }
   if (fclose(out) != 0) die("cannot write output", output_path);

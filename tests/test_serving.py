@@ -23,12 +23,14 @@ from tfbert.serving.versions import existing_versions
 SIGNATURE_INPUTS = {
     "serving_default": ["text"], "tokenize": ["text"], "embed": ["text"],
     "encode_pair": ["text", "text_pair"], "tokenize_pair": ["text", "text_pair"],
+    "tokenize_with_offsets": ["text"], "tokenize_pair_with_offsets": ["text", "text_pair"],
 }
 AWKWARD = [
     b"", b"   \t\n  ", b"\x00\x01\x02\x7f", b"\xff\xfe not \x80 UTF-8 \xc3", b"[CLS] literal [MASK] tokens [SEP]",
     "café naïve Ünïcödé 中文字符 😀".encode(), b"\xe2\x80\x8b\xe2\x80\x8b",
 ]
 TF_DTYPES = {1: np.float32, 3: np.int32, 9: np.int64}
+TF_STRING = 7
 
 
 # The C API runner -------------------------------------------------------------------------------------------
@@ -94,6 +96,14 @@ def _read_outputs(path, names):
         offset += 8
         shape = struct.unpack_from(f"<{rank}q", data, offset)
         offset += 8 * rank
+        if dtype == TF_STRING:
+            strings = []
+            for _ in range(int(np.prod(shape))):
+                (length,) = struct.unpack_from("<I", data, offset)
+                strings.append(data[offset + 4:offset + 4 + length])
+                offset += 4 + length
+            outputs[name] = np.array(strings, dtype=object).reshape(shape)
+            continue
         (size,) = struct.unpack_from("<Q", data, offset)
         offset += 8
         outputs[name] = np.frombuffer(data[offset:offset + size], TF_DTYPES[dtype]).reshape(shape)
@@ -155,8 +165,8 @@ def test_warmup_covers_every_signature_and_replays(default_export, loaded_defaul
         if signature == "tokenize":
             lengths.add(int(outputs["input_ids"].shape[1]))
     assert min(lengths) <= 16 and 32 <= sorted(lengths)[1] <= 128 and max(lengths) == 512, lengths
-    # docs/serving.md: 25 requests, each signature on single texts of three lengths and batches of 8 of the two shorter.
-    assert len(records) == 25 <= 1000  # TF Serving replays at most 1000 warm-up records
+    # docs/serving.md: 35 requests, each signature on single texts of three lengths and batches of 8 of the two shorter.
+    assert len(records) == 35 <= 1000  # TF Serving replays at most 1000 warm-up records
     for signature in SIGNATURE_INPUTS:
         sizes = [int(tf.make_ndarray(r.inputs["text"]).shape[0]) for r in requests if r.model_spec.signature_name == signature]
         assert sorted(sizes) == [1, 1, 1, 8, 8], (signature, sizes)
@@ -255,7 +265,8 @@ def test_check_serving_default_export(default_export):
     report = json.loads(result.stdout)
     assert report["problems"] == [] and report["warnings"] == []
     text_ops = {r["op"]: r["first_release"] for r in report["ops"] if r["source"] == "tensorflow-text"}
-    assert set(text_ops) == {"NormalizeUTF8", "RegexSplitWithOffsets", "WordpieceTokenizeWithOffsets"}
+    assert set(text_ops) == {"NormalizeUTF8", "RegexSplitWithOffsets", "WordpieceTokenizeWithOffsets",
+                             "NormalizeUTF8WithOffsetsMap", "FindSourceOffsets"}  # the last two for the offsets
     assert all(op_check._release_key(v) <= op_check._release_key("2.12.1") for v in text_ops.values()), text_ops
     assert {r["source"] for r in report["ops"]} == {"tensorflow", "tensorflow-text"}
     assert all(r["first_release"] for r in report["ops"])  # the table knows every op of the export
@@ -401,12 +412,13 @@ def test_bad_input_returns_well_formed_outputs(loaded_tiny, reference_tokenizer)
 
 
 def test_readme_rest_examples_are_true(loaded_default):
-    """The REST requests of docs/serving.md with exact JSON responses (tokenize, tokenize_pair), from the export."""
+    """The REST requests of docs/serving.md with exact JSON responses (the tokenize signatures), from the export."""
     from conftest import REPO
 
     readme = (REPO / "docs" / "serving.md").read_text(encoding="utf-8")
     examples = re.findall(r"-d '(\{[^\n]*\})'\n```\n```json\n(.*?)\n```", readme, flags=re.S)
-    assert sorted(json.loads(request)["signature_name"] for request, _ in examples) == ["tokenize", "tokenize_pair"]
+    assert sorted(json.loads(request)["signature_name"] for request, _ in examples) == [
+        "tokenize", "tokenize_pair", "tokenize_with_offsets"]
     for request, response in examples:
         assert rest_response(loaded_default, json.loads(request)) == json.loads(response), request
 

@@ -29,3 +29,13 @@ PRETRAIN_HOLDOUT_EVERY = 20
 PRETRAIN_EVAL_STEPS = 50
 
 EMBED_CHUNK_SIZE = 4096
+
+# Task exports (`tfbert export --task`): the defaults of transformers' pipelines.
+EXPORT_TASKS = ("encoder", "question-answering", "token-classification", "fill-mask", "text-classification")
+AGGREGATION_STRATEGIES = ("none", "simple", "first", "average", "max")
+QA_MAX_LENGTH = 384  # the question-answering pipeline's max_seq_len
+QA_DOC_STRIDE = 128
+QA_MAX_ANSWER_LENGTH = 15
+QA_MAX_QUESTION_LENGTH = 64
+QA_MAX_WINDOWS = 32  # windows a context; tokens past the last window are not searched
+FILL_MASK_TOP_K = 5

@@ -58,17 +58,60 @@ def embed(args):
 
 
 def export(args):
-    """Builds the encoder and writes it as a versioned SavedModel; prints the folder."""
-    from tfbert.models.encoder import build_encoder  # noqa: I001 - imported when the command runs
+    """Builds the encoder (or a task checkpoint's task module) and writes it as a versioned SavedModel; prints the folder."""
+    from tfbert.checkpoints.checkpoint import load_checkpoint  # noqa: I001 - imported when the command runs
+    from tfbert.models.encoder import build_encoder
+    from tfbert.models.tasks import checkpoint_task
     from tfbert.serving.export import export_saved_model
     from tfbert.serving.models_config import update_models_config
+    from tfbert.serving.task_export import build_task_module
 
-    encoder = build_encoder(args.model, max_length=args.max_length, allow_pickle=args.allow_pickle)
-    path = export_saved_model(encoder, pathlib.Path(args.out_dir) / (args.name or encoder.checkpoint_name),
+    checkpoint = load_checkpoint(args.model, allow_pickle=args.allow_pickle)
+    task = args.task or checkpoint_task(checkpoint)
+    if task == "encoder":
+        model = build_encoder(args.model, max_length=args.max_length, allow_pickle=args.allow_pickle)
+    else:
+        model = build_task_module(args.model, task, max_length=args.max_length, allow_pickle=args.allow_pickle,
+                                  **_task_options(args, task))
+    path = export_saved_model(model, pathlib.Path(args.out_dir) / (args.name or checkpoint.name),
                               version=args.version, overwrite=args.overwrite, keep=args.keep, warmup=not args.no_warmup)
     if args.models_config:
         print(f"updated {update_models_config(args.out_dir, serving_root=args.serving_root)}", file=sys.stderr)
     print(path)
+
+
+def _task_options(args, task):
+    """The export flags that belong to `task`, as build_task_module's keyword arguments."""
+    if task == "question-answering":
+        return dict(top_k=args.top_k or 1, doc_stride=args.doc_stride, max_answer_len=args.max_answer_length,
+                    max_question_length=args.max_question_length, max_windows=args.max_windows,
+                    handle_impossible_answer=args.handle_impossible_answer)
+    if task == "fill-mask":
+        return {} if args.top_k is None else dict(top_k=args.top_k)
+    if task == "token-classification":
+        return dict(aggregation_strategy=args.aggregation_strategy)
+    return {}
+
+
+def predict(args):
+    """Runs an export's default signature on texts; prints each text's outputs (JSON lines with --json)."""
+    import numpy as np  # noqa: I001 - imported when the command runs
+
+    from tfbert.serving.predict import predict as run
+
+    rows, folder = run(args.saved_model, args.texts, args.pair, signature=args.signature)
+    if args.json:
+        for row in rows:
+            print(json.dumps(row, ensure_ascii=False))
+        return
+    print(f"SavedModel: {folder}\n")
+    for i, row in enumerate(rows):
+        print(f"text: {args.texts[i]!r}" + (f"  pair: {args.pair[i]!r}" if args.pair else ""))
+        with np.printoptions(precision=4, suppress=True, threshold=60, edgeitems=3):
+            for name, value in row.items():
+                shown = np.asarray(value) if isinstance(value, list) and value and not isinstance(value[0], str) else value
+                print(f"  {name}: {shown}")
+        print()
 
 
 def embed_corpus(args):

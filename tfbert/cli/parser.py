@@ -66,12 +66,18 @@ def _add_embed_parser(subparsers):
 
 
 def _add_export_parser(subparsers):
-    sub = _command(subparsers, "export", commands.export, "write the encoder as a SavedModel for TF Serving",
-                   "Export the raw-string encoder to OUT_DIR/NAME/VERSION (TF Serving's layout) with the signatures "
-                   "serving_default, tokenize, encode_pair, tokenize_pair and embed. Prints the folder.")
+    sub = _command(subparsers, "export", commands.export, "write the encoder or a task model as a SavedModel for TF Serving",
+                   "Export a checkpoint to OUT_DIR/NAME/VERSION (TF Serving's layout) and print the folder. An encoder "
+                   "(config.json architectures BertModel, or --task encoder) gets the signatures serving_default, "
+                   "tokenize, encode_pair, tokenize_pair, embed, tokenize_with_offsets and tokenize_pair_with_offsets. "
+                   "A Hugging Face task checkpoint (BertForQuestionAnswering, BertForTokenClassification, "
+                   "BertForMaskedLM or BertForPreTraining, BertForSequenceClassification) gets a serving_default that "
+                   "returns what transformers' pipeline of that task returns (see docs/tasks.md).")
     add_options(sub, "model", "max_length", "allow_pickle", "name", "out_dir", "overwrite", "keep",
                 name={"help": "model name, the folder under --out-dir (default: the preset or folder name)"},
-                overwrite={"help": "replace an existing version instead of refusing"})
+                overwrite={"help": "replace an existing version instead of refusing"},
+                max_length={"help": "longest tokenized input, [CLS]/[SEP] included (default: the checkpoint's 512; "
+                                    "for question answering a window, 384)"})
     sub.add_argument("--version", type=_positive_int, help="version folder (default: one more than the latest, 1 if none)")
     sub.add_argument("--models-config", action="store_true",
                      help="write or update OUT_DIR/models.config (TF Serving's --model_config_file) listing every model in OUT_DIR")
@@ -79,6 +85,38 @@ def _add_export_parser(subparsers):
                      help="OUT_DIR's path as the server sees it, for models.config (default: %(default)s, "
                           "as in `docker run -v $PWD/saved_models:/models`)")
     sub.add_argument("--no-warmup", action="store_true", help="do not write assets.extra/tf_serving_warmup_requests")
+    task = sub.add_argument_group("tasks", "the export's task and the options of its pipeline (fixed at export)")
+    task.add_argument("--task", choices=defaults.EXPORT_TASKS,
+                      help="what to export (default: the task of config.json's architectures; encoder when none)")
+    task.add_argument("--top-k", type=_positive_int,
+                      help="answers a question (question-answering, default 1) or tokens a mask (fill-mask, default 5)")
+    task.add_argument("--doc-stride", type=int, default=defaults.QA_DOC_STRIDE,
+                      help="question-answering: tokens shared by consecutive windows of a long context (default: %(default)s)")
+    task.add_argument("--max-answer-length", type=_positive_int, default=defaults.QA_MAX_ANSWER_LENGTH,
+                      help="question-answering: longest answer in tokens (default: %(default)s)")
+    task.add_argument("--max-question-length", type=_positive_int, default=defaults.QA_MAX_QUESTION_LENGTH,
+                      help="question-answering: question tokens kept (default: %(default)s)")
+    task.add_argument("--max-windows", type=_positive_int, default=defaults.QA_MAX_WINDOWS,
+                      help="question-answering: windows a context; the rest of a longer context is not searched "
+                           "(default: %(default)s)")
+    task.add_argument("--handle-impossible-answer", action="store_true",
+                      help="question-answering: allow the empty answer (SQuAD 2.0), start = end = 0")
+    task.add_argument("--aggregation-strategy", default="none", choices=defaults.AGGREGATION_STRATEGIES,
+                      help="token-classification: how tokens become entities, as the pipeline's (default: %(default)s)")
+
+
+def _add_predict_parser(subparsers):
+    sub = _command(subparsers, "predict", commands.predict, "run an export's default signature on texts and print its outputs",
+                   "Run any tfbert export's serving_default on texts, as TF Serving would, and print each text's "
+                   "outputs: the answer of a question-answering export, the entities of a token-classification one, "
+                   "the predictions of a fill-mask one, the label of a classifier, the hidden states of an encoder.")
+    sub.add_argument("texts", nargs="+", metavar="TEXT", help="texts (the question, for question answering)")
+    sub.add_argument("--saved-model", required=True, metavar="DIR", help=EXPORT_HELP)
+    sub.add_argument("--pair", action="append", metavar="TEXT",
+                     help="the second text of each TEXT, in order (the context, for question answering; text_pair "
+                          "for pair classifiers and encode_pair)")
+    sub.add_argument("--signature", default="serving_default", help="signature to run (default: %(default)s)")
+    sub.add_argument("--json", action="store_true", help="print one JSON object a text (JSON lines)")
 
 
 def _add_embed_corpus_parser(subparsers):
@@ -182,7 +220,7 @@ def build_parser():
         epilog="Example: tfbert export && tfbert embed --saved-model saved_models/minilm-l6-uncased",
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_embed_parser, _add_export_parser, _add_embed_corpus_parser, _add_finetune_parser,
-                _add_pretrain_parser, _add_check_serving_parser):
+    for add in (_add_embed_parser, _add_export_parser, _add_predict_parser, _add_embed_corpus_parser,
+                _add_finetune_parser, _add_pretrain_parser, _add_check_serving_parser):
         add(subparsers)
     return parser

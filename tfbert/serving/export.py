@@ -15,6 +15,7 @@ import tensorflow as tf
 from tfbert.errors import TfbertError, check_positive_int
 from tfbert.serving import warmup as serving_warmup
 from tfbert.serving.modules import ClassifierModule, EncoderModule, export_module
+from tfbert.serving.task_base import TaskModule
 from tfbert.serving.versions import existing_versions, prune_versions, retire
 
 logger = logging.getLogger(__name__)
@@ -50,7 +51,8 @@ def export_saved_model(model, base_dir, version=None, overwrite=False, keep=None
 
     Args:
         model: tf_keras.Model from `tfbert.build_encoder` (the signatures in the module docstring) or
-            `tfbert.build_classifier` (see `_ClassifierModule`).
+            `tfbert.build_classifier` (see `ClassifierModule`), or a task module from
+            `tfbert.serving.task_export.build_task_module`.
         base_dir: str. The model's folder, e.g. "saved_models/minilm-l6-uncased".
         version: int. Version folder to write. Defaults to one more than the highest existing version (1 if none).
         overwrite: bool. Replace an existing version. Defaults to False.
@@ -64,7 +66,8 @@ def export_saved_model(model, base_dir, version=None, overwrite=False, keep=None
     Raises:
         TfbertError: the version exists and overwrite is False, or the model is not an encoder.
     """
-    module = export_module(model)
+    module = model if isinstance(model, TaskModule) else export_module(model)
+    tokenizer = module.tokenizer if isinstance(module, TaskModule) else model.tokenizer
     base_dir = pathlib.Path(base_dir)
     if version is None:
         version = (existing_versions(base_dir) or [0])[-1] + 1
@@ -86,9 +89,9 @@ def export_saved_model(model, base_dir, version=None, overwrite=False, keep=None
         tf.saved_model.save(module, str(staging), signatures=module.signatures())
         if warmup:
             signatures = {name: [spec.name for spec in fn.input_signature] for name, fn in module.signatures().items()}
-            records = serving_warmup.warmup_records(base_dir.name, signatures, model.tokenizer.max_length)
+            records = serving_warmup.warmup_records(base_dir.name, signatures, tokenizer.max_length)
             serving_warmup.write_warmup(staging, records)
-        if isinstance(module, ClassifierModule) and module.labels:
+        if isinstance(module, (ClassifierModule, TaskModule)) and module.labels:
             (staging / LABELS_FILE).parent.mkdir(exist_ok=True)
             (staging / LABELS_FILE).write_text("".join(f"{label}\n" for label in module.labels), encoding="utf-8")
         if target.exists():  # overwrite: move the old version aside first, then swap

@@ -21,6 +21,7 @@ from tfbert.text.packing import PADDING_CHOICES, check_max_length, pack, truncat
 from tfbert.text.ragged import truncate_rows
 from tfbert.text.segments import Segmenter
 from tfbert.text.special_tokens import SpecialTokenSplitter
+from tfbert.text.windows import check_window_options, gather_spans, windows
 from tfbert.text.vocabulary import DEFAULT_SPECIAL_TOKENS, check_added_tokens, read_vocabulary
 
 logger = logging.getLogger(__name__)
@@ -208,7 +209,15 @@ class BertTokenizerLayer(tf_keras.layers.Layer):
             if len(inputs) != 2:
                 raise TfbertError(f"pass a text tensor or a (text, text_pair) pair; received {len(inputs)} inputs.")
             inputs, text_pair = inputs
-        return self._as_batch(inputs, "text"), None if text_pair is None else self._as_batch(text_pair, "text_pair")
+        text = self._as_batch(inputs, "text")
+        if text_pair is None:
+            return text, None
+        text_pair = self._as_batch(text_pair, "text_pair")
+        same = tf.debugging.assert_equal(
+            tf.size(text), tf.size(text_pair),
+            message="the two inputs (text and text_pair, or question and context) must have the same batch size")
+        with tf.control_dependencies([same]):
+            return tf.identity(text), tf.identity(text_pair)
 
     def call(self, inputs, text_pair=None):
         text, text_pair = self._texts(inputs, text_pair)
@@ -228,3 +237,29 @@ class BertTokenizerLayer(tf_keras.layers.Layer):
         starts, ends = (pack([s.with_flat_values(s.flat_values[:, i]) for s in spans], 0, 0, 0, self.max_length,
                              self.padding)["input_ids"] for i in (0, 1))
         return {**packed, "offsets": tf.cast(tf.stack([starts, ends], axis=-1), tf.int32)}
+
+    def tokenize_windows(self, text, text_pair, stride, max_first_length, max_windows):
+        """Pairs in windows over the second text, as transformers' `tokenizer(text, text_pair,
+        truncation="only_second", max_length=self.max_length, stride=stride, return_overflowing_tokens=True,
+        return_offsets_mapping=True)` (tfbert.text.windows); the first text is first cut to
+        `max_first_length` tokens, and each pair gives at most `max_windows` windows.
+
+        Returns:
+            dict: "input_ids", "token_type_ids", "attention_mask" int32 [windows, seq], "offsets" int32
+            [windows, seq, 2], and "pair" int32 [windows]: the pair each window comes from
+            (transformers' `overflow_to_sample_mapping`).
+        """
+        check_window_options(self.max_length, stride, max_first_length, max_windows)
+        text, text_pair = self._texts(text, text_pair)
+        ids_a, spans_a = self._segmenter.tokenize_with_offsets(text)
+        ids_b, spans_b = self._segmenter.tokenize_with_offsets(text_pair)
+        keep_a = tf.minimum(ids_a.row_lengths(), max_first_length)
+        ids_a, spans_a = truncate_rows(ids_a, keep_a), truncate_rows(spans_a, keep_a)
+        pair, start, length = windows(keep_a, ids_b.row_lengths(), self.max_length, stride, max_windows)
+        first = [tf.gather(ids_a, pair), tf.gather(spans_a, pair)]
+        second = [gather_spans(ids_b, pair, start, length), gather_spans(spans_b, pair, start, length)]
+        packed = pack([first[0], second[0]], self.cls_id, self.sep_id, self.pad_id, self.max_length, self.padding)
+        spans = [first[1], second[1]]
+        starts, ends = (pack([s.with_flat_values(s.flat_values[:, i]) for s in spans], 0, 0, 0, self.max_length,
+                             self.padding)["input_ids"] for i in (0, 1))
+        return {**packed, "offsets": tf.cast(tf.stack([starts, ends], axis=-1), tf.int32), "pair": tf.cast(pair, tf.int32)}

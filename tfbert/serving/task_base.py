@@ -1,0 +1,91 @@
+"""`TaskModule`: what every task export shares (the tokenizer's resources, the task model's variables,
+the tokenize signatures, the vocabulary as strings), and `run_model` to call a transformers task model.
+
+The task exports themselves are `tfbert.serving.question_answering`, `token_classification`,
+`fill_mask` and `text_classification`; `tfbert.serving.task_export.build_task_module` makes them.
+"""
+
+import types
+
+import tensorflow as tf
+
+from tfbert.text.vocabulary import read_vocabulary
+
+TEXT = tf.TensorSpec([None], tf.string, name="text")
+TEXT_PAIR = tf.TensorSpec([None], tf.string, name="text_pair")
+
+
+class TaskModule(tf.Module):
+    """The tracked resources of a task export and its tokenize signatures.
+
+    Args:
+        name: str. The module's name.
+        tokenizer: BertTokenizerLayer.
+        model: a transformers TensorFlow BERT task model (TFBertForQuestionAnswering, ...).
+        task: str. The task, as `tfbert export --task` names it.
+        options: dict of the export's task options (top_k, ...), kept for `describe`.
+    """
+
+    pair_inputs = False  # whether serving_default takes two texts
+
+    def __init__(self, name, tokenizer, model, task, options=None):
+        super().__init__(name=name)
+        # Keras layers stay untracked (see tfbert.serving.modules.EncoderModule); their resources and
+        # variables are tracked directly.
+        self._layers = types.SimpleNamespace(tokenizer=tokenizer, model=model, task=task, options=dict(options or {}))
+        self.vocab_asset = tokenizer.vocab_asset
+        self.lookup_tables = tokenizer.lookup_tables
+        self.model_variables = list(model.variables)
+        vocabulary = read_vocabulary(tokenizer.vocabulary)
+        self._token_strings = tf.constant(vocabulary)
+        self._continues_word = tf.constant([token.startswith("##") for token in vocabulary])
+        self._tokenize = tf.function(lambda text: tokenizer(text), input_signature=[TEXT])
+        self._tokenize_with_offsets = tf.function(tokenizer.tokenize_with_offsets, input_signature=[TEXT])
+        self._tokenize_pair = tf.function(lambda text, text_pair: tokenizer((text, text_pair)),
+                                          input_signature=[TEXT, TEXT_PAIR])
+        self._tokenize_pair_with_offsets = tf.function(
+            lambda text, text_pair: tokenizer.tokenize_with_offsets((text, text_pair)), input_signature=[TEXT, TEXT_PAIR])
+
+    @property
+    def tokenizer(self):
+        return self._layers.tokenizer
+
+    @property
+    def model(self):
+        return self._layers.model
+
+    @property
+    def task(self):
+        return self._layers.task
+
+    @property
+    def options(self):
+        return self._layers.options
+
+    @property
+    def labels(self):
+        """The model's labels in id order (config.id2label), or [] for tasks without labels."""
+        return []
+
+    def token_strings(self, ids):
+        """The vocabulary's strings of token ids (any shape)."""
+        return tf.gather(self._token_strings, ids)
+
+    def continues_word(self, ids):
+        """Whether each token id is a WordPiece continuation ("##...")."""
+        return tf.gather(self._continues_word, ids)
+
+    def serving_default(self):
+        raise NotImplementedError
+
+    def signatures(self):
+        tokenize = ({"tokenize_pair": self._tokenize_pair, "tokenize_pair_with_offsets": self._tokenize_pair_with_offsets}
+                    if self.pair_inputs else
+                    {"tokenize": self._tokenize, "tokenize_with_offsets": self._tokenize_with_offsets})
+        return {"serving_default": self.serving_default(), **tokenize}
+
+
+def run_model(model, tokens):
+    """A transformers task model on a tokenizer's dict, in inference mode: -> its output object."""
+    return model(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"],
+                 token_type_ids=tokens["token_type_ids"], training=False)
