@@ -17,7 +17,8 @@ from conftest import REPO, SEED_SENTENCE, run_python, shared_file
 from test_cli import tfbert
 
 # In reading order: the Python examples run in one process, in this order.
-DOCS = ["README.md", "docs/serving.md", "docs/embeddings.md", "docs/finetuning.md", "docs/pretraining.md",
+DOCS = ["README.md", "docs/serving.md", "docs/tasks.md", "docs/question-answering.md", "docs/token-classification.md",
+        "docs/fill-mask.md", "docs/text-classification.md", "docs/embeddings.md", "docs/finetuning.md", "docs/pretraining.md",
         "docs/surgery.md", "docs/cli.md", "docs/design.md", "benchmarks/README.md"]
 TEXTS = {name: (REPO / name).read_text(encoding="utf-8") for name in DOCS}
 README = TEXTS["README.md"]
@@ -60,12 +61,18 @@ def test_every_guide_is_listed_in_the_readme():
 
 
 @pytest.fixture(scope="module")
-def readme_folder(tmp_path_factory, default_export):
+def readme_folder(tmp_path_factory, default_export, vocab_file):
     """A working folder as the README's reader has it after `tfbert export`: saved_models/minilm-l6-uncased/1."""
     folder = tmp_path_factory.mktemp("readme")
     (folder / "saved_models" / "minilm-l6-uncased").mkdir(parents=True)
     # The version folder only: other tests may add versions beside it in the shared export's folder.
     os.symlink(default_export[1], folder / "saved_models" / "minilm-l6-uncased" / "1")
+    # docs/tasks.md exports a question-answering checkpoint from this folder.
+    from transformers import BertForQuestionAnswering
+
+    from test_tasks import _make_checkpoint
+
+    _make_checkpoint(folder / "my-squad-bert", BertForQuestionAnswering, vocab_file, 1, {"qa_outputs.weight": 1.0})
     return folder
 
 
@@ -188,7 +195,7 @@ def test_every_readme_command_parses():
     commands = command_lines()
     assert {kind for _, kind, _ in commands} == {"tfbert", "beam"}
     names = {args[0] for _, kind, args in commands if kind == "tfbert"}
-    assert names == {"export", "embed", "check-serving", "embed-corpus", "finetune", "pretrain"}, names
+    assert names == {"export", "embed", "check-serving", "embed-corpus", "finetune", "pretrain", "predict"}, names
     for line, kind, args in commands:
         try:
             if kind == "tfbert":

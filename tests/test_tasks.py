@@ -4,12 +4,13 @@ pipelines on PyTorch with the same weights, computed live.
 The checkpoints are tiny random BERTs (2 layers, hidden 32, the default vocabulary) made here with
 transformers' PyTorch classes and `save_pretrained`. Their weights are drawn with numpy's seeded
 generator, so they are the same on every machine. Random heads give nearly flat distributions, where
-float noise could reorder candidates; each head is drawn wider (standard deviation 1, the MLM bias 2),
+float noise could reorder candidates; each head is drawn wider (standard deviation 1, the MLM bias 2 (drawn for both of its tied names; the last one loaded is the one saved)),
 so that candidates differ by far more than float32 noise. Each test says what it compares.
 """
 
 import json
 import random
+import re
 
 import numpy as np
 import pytest
@@ -26,6 +27,7 @@ from tfbert.serving.task_export import build_task_module
 TASK_BERT = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64)
 NER_LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-MISC", "I-MISC"]
 TOPICS = ["games", "database", "sound"]
+MLM_HEAD = {"cls.predictions.bias": 2.0, "cls.predictions.decoder.bias": 2.0}  # tied: drawn for both names
 
 
 def _make_checkpoint(folder, model_class, vocab_file, seed, head=None, **config):
@@ -66,7 +68,7 @@ def checkpoints(tmp_path_factory, vocab_file):
                                                {"qa_outputs.weight": 1.0}),
         "token-classification": _make_checkpoint(root / "ner", BertForTokenClassification, vocab_file, 2,
                                                  {"classifier.weight": 1.0}, **labels),
-        "fill-mask": _make_checkpoint(root / "mlm", BertForMaskedLM, vocab_file, 3, {"cls.predictions.bias": 2.0}),
+        "fill-mask": _make_checkpoint(root / "mlm", BertForMaskedLM, vocab_file, 3, MLM_HEAD),
         "text-classification": _make_checkpoint(root / "topics", BertForSequenceClassification, vocab_file, 4,
                                                 {"classifier.weight": 1.0}, **topics),
         "encoder": _make_checkpoint(root / "base", BertModel, vocab_file, 5),
@@ -130,7 +132,7 @@ def test_task_comes_from_architectures_and_a_missing_head_is_an_error(checkpoint
 def test_pretraining_checkpoint_serves_its_mlm_head(tmp_path, vocab_file):
     from transformers import BertForPreTraining
 
-    folder = _make_checkpoint(tmp_path / "pretraining", BertForPreTraining, vocab_file, 3, {"cls.predictions.bias": 2.0})
+    folder = _make_checkpoint(tmp_path / "pretraining", BertForPreTraining, vocab_file, 3, MLM_HEAD)
     module = build_task_module(str(folder))
     text = ["the package provides a [MASK] library for sound output ."]
     outputs = module.signatures()["serving_default"](text=tf.constant(text))
@@ -408,3 +410,44 @@ def test_predict_prints_each_tasks_outputs(exports):
     assert result.returncode == 0 and "token_str:" in result.stdout and "sequence:" in result.stdout
     assert_one_line_error(tfbert("predict", "--saved-model", exports["question-answering"], "who?"),
                           "takes question and context")
+
+
+def rest_predictions(loaded, request):
+    """TF Serving's REST answer (row format) to a request of `instances`, from the loaded export."""
+    function = loaded.signatures[request.get("signature_name", "serving_default")]
+    names = sorted(function.structured_input_signature[1])
+    instances = request["instances"]
+    columns = {n: [row if len(names) == 1 else row[n] for row in instances] for n in names}
+    outputs = {k: v.numpy().tolist() for k, v in function(**{n: tf.constant(v) for n, v in columns.items()}).items()}
+    return {"predictions": [{k: v[i] for k, v in outputs.items()} for i in range(len(instances))]}
+
+
+def assert_json_close(actual, expected, where=""):
+    """Equal JSON, floats within the docs' 4 decimals."""
+    if isinstance(expected, dict):
+        assert sorted(actual) == sorted(expected), where
+        for key in expected:
+            assert_json_close(actual[key], expected[key], f"{where}/{key}")
+    elif isinstance(expected, list):
+        assert isinstance(actual, list) and len(actual) == len(expected), where
+        for i, (a, e) in enumerate(zip(actual, expected)):
+            assert_json_close(a, e, f"{where}[{i}]")
+    elif isinstance(expected, float):
+        assert abs(actual - expected) <= 1e-4, (where, actual, expected)
+    else:
+        actual = actual.decode() if isinstance(actual, bytes) else actual
+        assert actual == expected, (where, actual, expected)
+
+
+@pytest.mark.parametrize("task", ["question-answering", "token-classification", "fill-mask", "text-classification"])
+def test_docs_rest_examples_are_true(exports, task):
+    """Each task page's REST request, answered by that task's export (the page says which options)."""
+    import tensorflow_text  # noqa: F401
+
+    from conftest import REPO
+
+    page = (REPO / "docs" / f"{task}.md").read_text(encoding="utf-8")
+    examples = re.findall(r"-d '(\{[^\n]*\})'\n```\n```json\n(.*?)\n```", page, flags=re.S)
+    assert len(examples) == 1, task
+    request, response = (json.loads(part) for part in examples[0])
+    assert_json_close(rest_predictions(tf.saved_model.load(exports[task]), request), response, task)

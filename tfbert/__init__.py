@@ -29,6 +29,7 @@ _EXPORTS = {
     "add_tokens": "tfbert.models.surgery",
     "prune_heads": "tfbert.models.surgery",
     "export_saved_model": "tfbert.serving.export",
+    "build_task_module": "tfbert.serving.task_export",
     "prune_versions": "tfbert.serving.versions",
     "check_serving": "tfbert.serving.op_check",
     "update_models_config": "tfbert.serving.models_config",

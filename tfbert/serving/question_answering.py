@@ -5,7 +5,8 @@ The graph does what transformers' `QuestionAnsweringPipeline` (4.57, fast tokeni
 1. windows: the question (cut to `max_question_length` tokens) with the context in windows of
    `max_length` tokens sharing `doc_stride` tokens (`BertTokenizerLayer.tokenize_windows`);
 2. per window, start and end probabilities: softmax over the context tokens and [CLS] (the others
-   at -10000); the no-answer score is p_start[CLS] * p_end[CLS]; then [CLS] is set to 0;
+   at -10000); the no-answer score is p_start[CLS] * p_end[CLS]; then [CLS] is set to 0 (memory per
+   window: seq x max_answer_len span scores);
 3. per window, the `2 * top_k + 10` best spans start <= end < start + max_answer_len by
    p_start * p_end, each widened to whole words (the pipeline's `align_to_words`);
 4. per question, over all its windows: spans whose answer texts are equal ignoring case are merged
@@ -79,12 +80,17 @@ class QuestionAnsweringModule(TaskModule):
         null = p_start[:, 0] * p_end[:, 0]
         not_cls = tf.cast(position > 0, p_start.dtype)
         p_start, p_end = p_start * not_cls, p_end * not_cls
-        longest = tf.minimum(self.options["max_answer_len"], seq) - 1  # band_part refuses a band wider than the matrix
-        band = tf.linalg.band_part(tf.ones([seq, seq], p_start.dtype), 0, longest)
-        spans = tf.reshape(p_start[:, :, None] * p_end[:, None, :] * band, [tf.shape(ids)[0], seq * seq])
-        count = tf.minimum(2 * self.options["top_k"] + 10, seq * seq)
+        # Spans start <= end < start + max_answer_len, as [windows, start, length - 1]: the band of the
+        # pipeline's [start, end] matrix without the zeros around it (seq / max_answer_len times smaller).
+        # Flat indices keep the matrix's (start, end) order, so ties fall the same way.
+        longest = self.options["max_answer_len"]
+        ends = tf.range(seq)[:, None] + tf.range(longest)[None, :]  # [seq, longest]
+        p_span_end = tf.gather(p_end, tf.minimum(ends, seq - 1), axis=1) * tf.cast(ends < seq, p_end.dtype)
+        spans = tf.reshape(p_start[:, :, None] * p_span_end, [tf.shape(ids)[0], seq * longest])
+        count = tf.minimum(2 * self.options["top_k"] + 10, seq * longest)
         score, index = tf.math.top_k(spans, k=count)
-        start, end = index // seq, index % seq
+        start = index // longest
+        end = start + index % longest
         valid = tf.gather(desired, start, batch_dims=1) & tf.gather(desired, end, batch_dims=1) & (score > 0)
         # Whole words: a "##" piece continues the word of the token before it (within the context).
         continues = self.continues_word(ids) & context & tf.concat([tf.zeros_like(context[:, :1]), context[:, :-1]], 1)
