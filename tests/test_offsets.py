@@ -166,3 +166,34 @@ def test_find_source_offsets_crashes_on_a_batch_of_no_rows(layer):
         outputs = layer.tokenize_with_offsets(tf.constant(texts, tf.string))
         assert outputs["input_ids"].numpy().tolist() == [[101, 102]] * len(texts)
         assert outputs["offsets"].numpy().tolist() == [[[0, 0], [0, 0]]] * len(texts)
+
+
+@pytest.mark.parametrize("max_length,stride", [(64, 0), (64, 20), (40, 8)])
+def test_windows_equal_the_fast_tokenizers_overflowing_tokens(default_checkpoint, fast_tokenizer, max_length, stride):
+    """`tokenize_windows` against `tokenizer(question, context, truncation="only_second", max_length=...,
+    stride=..., return_overflowing_tokens=True, return_offsets_mapping=True)`: every window's ids, token
+    types and offsets, and which pair it belongs to. Questions stay under max_question_length here (the
+    fast tokenizer has no such cut)."""
+    layer = default_checkpoint.build_tokenizer(max_length, "longest")
+    contexts = debian_texts("dev", 40) + ["", "one"]
+    questions = ["what is it?", "", "Which package handles the sound output of ALSA?"] * 14
+    windows = layer.tokenize_windows(tf.constant(questions), tf.constant(contexts), stride, 16, 1000)
+    ids, offsets, types, mask = (windows[k].numpy() for k in ("input_ids", "offsets", "token_type_ids", "attention_mask"))
+    expected = fast_tokenizer(questions, contexts, truncation="only_second", max_length=max_length, stride=stride,
+                              return_overflowing_tokens=True, return_offsets_mapping=True)
+    assert windows["pair"].numpy().tolist() == expected["overflow_to_sample_mapping"]
+    for w in range(len(expected["input_ids"])):
+        n = int(mask[w].sum())
+        assert ids[w, :n].tolist() == expected["input_ids"][w], w
+        assert types[w, :n].tolist() == expected["token_type_ids"][w], w
+        assert [tuple(o) for o in offsets[w, :n].tolist()] == expected["offset_mapping"][w], w
+    assert len(expected["input_ids"]) > 1.5 * len(contexts)  # many contexts took several windows
+
+
+def test_windows_are_capped_and_the_question_cut(layer):
+    huge = " ".join(debian_texts("dev", 300))
+    windows = layer.tokenize_windows(tf.constant(["word " * 100, "q"]), tf.constant(["short", huge]), 8, 10, 5)
+    pair = windows["pair"].numpy().tolist()
+    assert pair == [0] + [1] * 5  # the huge context: 5 windows, the rest left out
+    first = windows["input_ids"].numpy()[0]
+    assert first[:12].tolist() == [101] + [2773] * 10 + [102]  # the question cut to 10 tokens

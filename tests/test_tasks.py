@@ -233,6 +233,8 @@ def test_token_classification_equals_the_pipeline(checkpoints, strategy):
     print(f"token classification, {strategy}: {count} entities compared, {len(mismatches)} differ, "
           f"max score difference {worst:.2g}")
     assert count > 50 and not mismatches and worst < 1e-5
+    empty = module.signatures()["serving_default"](text=tf.constant([], tf.string))
+    assert all(v.shape[0] == 0 for v in empty.values())
 
 
 # Fill-mask --------------------------------------------------------------------------------------------------
@@ -276,6 +278,8 @@ def test_fill_mask_without_a_mask_returns_nothing(checkpoints):
     module = build_task_module(str(checkpoints["fill-mask"]), top_k=2)
     outputs = module.signatures()["serving_default"](text=tf.constant(["no mask here", ""]))
     assert outputs["num_masks"].numpy().tolist() == [0, 0] and outputs["token"].shape == (2, 0, 2)
+    empty = module.signatures()["serving_default"](text=tf.constant([], tf.string))
+    assert all(v.shape[0] == 0 for v in empty.values())
     many = " ".join(["[MASK]"] * 40)
     assert module.signatures()["serving_default"](text=tf.constant([many]))["num_masks"].numpy().tolist() == [40]
 
