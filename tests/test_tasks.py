@@ -233,6 +233,9 @@ def test_token_classification_equals_the_pipeline(checkpoints, strategy):
     print(f"token classification, {strategy}: {count} entities compared, {len(mismatches)} differ, "
           f"max score difference {worst:.2g}")
     assert count > 50 and not mismatches and worst < 1e-5
+    assert {k: v.dtype.name for k, v in outputs.items() if k != "entity" and k != "word"} == {  # as the docs say
+        "score": "float32", "start": "int32", "end": "int32", "num_entities": "int32",
+        **({"index": "int32"} if strategy == "none" else {})}
     empty = module.signatures()["serving_default"](text=tf.constant([], tf.string))
     assert all(v.shape[0] == 0 for v in empty.values())
 

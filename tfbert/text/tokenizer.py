@@ -234,9 +234,14 @@ class BertTokenizerLayer(tf_keras.layers.Layer):
         segments = truncate_longest_first(ids_a, ids_b, self.max_length)
         spans = [truncate_rows(s, kept.row_lengths()) for s, kept in zip((spans_a, spans_b), segments)]
         packed = pack(segments, self.cls_id, self.sep_id, self.pad_id, self.max_length, self.padding)
+        return {**packed, "offsets": self._pack_offsets(spans)}
+
+    def _pack_offsets(self, spans):
+        """Segments' spans (ragged [batch, (n), 2]) -> int32 [batch, seq, 2] beside `pack`'s ids, (0, 0)
+        for [CLS], [SEP] and padding."""
         starts, ends = (pack([s.with_flat_values(s.flat_values[:, i]) for s in spans], 0, 0, 0, self.max_length,
                              self.padding)["input_ids"] for i in (0, 1))
-        return {**packed, "offsets": tf.cast(tf.stack([starts, ends], axis=-1), tf.int32)}
+        return tf.cast(tf.stack([starts, ends], axis=-1), tf.int32)
 
     def tokenize_windows(self, text, text_pair, stride, max_first_length, max_windows):
         """Pairs in windows over the second text, as transformers' `tokenizer(text, text_pair,
@@ -259,7 +264,4 @@ class BertTokenizerLayer(tf_keras.layers.Layer):
         first = [tf.gather(ids_a, pair), tf.gather(spans_a, pair)]
         second = [gather_spans(ids_b, pair, start, length), gather_spans(spans_b, pair, start, length)]
         packed = pack([first[0], second[0]], self.cls_id, self.sep_id, self.pad_id, self.max_length, self.padding)
-        spans = [first[1], second[1]]
-        starts, ends = (pack([s.with_flat_values(s.flat_values[:, i]) for s in spans], 0, 0, 0, self.max_length,
-                             self.padding)["input_ids"] for i in (0, 1))
-        return {**packed, "offsets": tf.cast(tf.stack([starts, ends], axis=-1), tf.int32), "pair": tf.cast(pair, tf.int32)}
+        return {**packed, "offsets": self._pack_offsets([first[1], second[1]]), "pair": tf.cast(pair, tf.int32)}
