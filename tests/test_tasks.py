@@ -127,6 +127,19 @@ def test_task_comes_from_architectures_and_a_missing_head_is_an_error(checkpoint
         build_task_module(str(checkpoints["token-classification"]), aggregation_strategy="longest")
     with pytest.raises(TfbertError, match="must be more than the stride"):
         build_task_module(str(checkpoints["question-answering"]), max_length=64, doc_stride=60)
+    with pytest.raises(TfbertError, match=r"ignore_labels \['X'\] are not labels or tags"):
+        build_task_module(str(checkpoints["token-classification"]), ignore_labels=["X"])
+
+
+def test_token_classifier_without_an_o_label_exports(tmp_path, vocab_file):
+    """A tagger whose config keeps transformers' default labels (LABEL_0, LABEL_1): nothing is ignored."""
+    from transformers import BertForTokenClassification
+
+    folder = _make_checkpoint(tmp_path / "tagger", BertForTokenClassification, vocab_file, 7, {"classifier.weight": 1.0})
+    module = build_task_module(str(folder))
+    assert module.labels == ["LABEL_0", "LABEL_1"]
+    outputs = module.signatures()["serving_default"](text=tf.constant(["two words"]))
+    assert outputs["num_entities"].numpy().tolist() == [2]  # every token, none ignored
 
 
 def test_pretraining_checkpoint_serves_its_mlm_head(tmp_path, vocab_file):

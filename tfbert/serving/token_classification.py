@@ -32,14 +32,18 @@ from tfbert.text.offsets import sanitize_utf8
 
 class TokenClassificationModule(TaskModule):
     """A token-classification export. Options: aggregation_strategy ("none", the pipeline's default,
-    "simple", "first", "average", "max") and ignore_labels (default ["O"])."""
+    "simple", "first", "average", "max") and ignore_labels (default ["O"], as the pipeline's; labels
+    you pass must be the model's labels or tags)."""
 
-    def __init__(self, tokenizer, model, aggregation_strategy="none", ignore_labels=("O",)):
+    def __init__(self, tokenizer, model, aggregation_strategy="none", ignore_labels=None):
         check_choice("aggregation_strategy", aggregation_strategy, AGGREGATION_STRATEGIES)
         labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
-        unknown = [label for label in ignore_labels if label not in labels and label not in _tags(labels)]
-        if unknown:
-            raise TfbertError(f"ignore_labels {unknown} are not labels of the model ({', '.join(labels)}).")
+        if ignore_labels is None:
+            ignore_labels = ["O"]  # the pipeline's default, whether or not the model has an "O" label
+        else:
+            unknown = [label for label in ignore_labels if label not in labels and label not in _tags(labels)]
+            if unknown:
+                raise TfbertError(f"ignore_labels {unknown} are not labels or tags of the model ({', '.join(labels)}).")
         super().__init__("tfbert_token_classification", tokenizer, model, "token-classification",
                          dict(aggregation_strategy=aggregation_strategy, ignore_labels=list(ignore_labels)))
         self._labels = tf.constant(labels)
