@@ -15,7 +15,8 @@ import tensorflow as tf
 
 from tfbert.errors import check_positive_int
 from tfbert.defaults import FILL_MASK_TOP_K
-from tfbert.serving.task_base import TEXT, TaskModule
+from tfbert.serving.modules import TEXT
+from tfbert.serving.task_base import TaskModule
 from tfbert.text.detokenize import decode_tokens
 
 

@@ -35,6 +35,20 @@ TEXT = tf.TensorSpec([None], tf.string, name="text")
 TEXT_PAIR = tf.TensorSpec([None], tf.string, name="text_pair")
 
 
+def tokenize_signatures(tokenizer, pair):
+    """The tokenize signatures of a classifier or task export, as tf.functions: "tokenize" and
+    "tokenize_with_offsets" (text), or with `pair` "tokenize_pair" and "tokenize_pair_with_offsets"
+    (text, text_pair)."""
+    if pair:
+        return {"tokenize_pair": tf.function(lambda text, text_pair: tokenizer((text, text_pair)),
+                                             input_signature=[TEXT, TEXT_PAIR]),
+                "tokenize_pair_with_offsets": tf.function(
+                    lambda text, text_pair: tokenizer.tokenize_with_offsets((text, text_pair)),
+                    input_signature=[TEXT, TEXT_PAIR])}
+    return {"tokenize": tf.function(lambda text: tokenizer(text), input_signature=[TEXT]),
+            "tokenize_with_offsets": tf.function(tokenizer.tokenize_with_offsets, input_signature=[TEXT])}
+
+
 class EncoderModule(tf.Module):
     """The exported object: the tokenizer's resources, BERT's variables and the signatures."""
 
@@ -144,14 +158,9 @@ class ClassifierModule(tf.Module):
         self._label_names = tf.constant(self.labels or [""], tf.string)
         if self.text_pair:
             self._classify_pair = tf.function(self._classify_pair_fn, input_signature=[TEXT, TEXT_PAIR])
-            self._tokenize_pair = tf.function(lambda text, text_pair: tokenizer((text, text_pair)),
-                                              input_signature=[TEXT, TEXT_PAIR])
-            self._tokenize_pair_with_offsets = tf.function(
-                lambda text, text_pair: tokenizer.tokenize_with_offsets((text, text_pair)), input_signature=[TEXT, TEXT_PAIR])
         else:
             self._classify = tf.function(self._classify_fn, input_signature=[TEXT])
-            self._tokenize = tf.function(lambda text: tokenizer(text), input_signature=[TEXT])
-            self._tokenize_with_offsets = tf.function(tokenizer.tokenize_with_offsets, input_signature=[TEXT])
+        self._tokenize_signatures = tokenize_signatures(tokenizer, self.text_pair)
 
     @property
     def labels(self):
@@ -185,9 +194,8 @@ class ClassifierModule(tf.Module):
     def signatures(self):
         if self.text_pair:
             return {"serving_default": self._classify_pair, "classify_pair": self._classify_pair,
-                    "tokenize_pair": self._tokenize_pair, "tokenize_pair_with_offsets": self._tokenize_pair_with_offsets}
-        return {"serving_default": self._classify, "tokenize": self._tokenize,
-                "tokenize_with_offsets": self._tokenize_with_offsets}
+                    **self._tokenize_signatures}
+        return {"serving_default": self._classify, **self._tokenize_signatures}
 
 
 def export_module(model):

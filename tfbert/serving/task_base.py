@@ -9,10 +9,8 @@ import types
 
 import tensorflow as tf
 
+from tfbert.serving.modules import tokenize_signatures
 from tfbert.text.vocabulary import read_vocabulary
-
-TEXT = tf.TensorSpec([None], tf.string, name="text")
-TEXT_PAIR = tf.TensorSpec([None], tf.string, name="text_pair")
 
 
 class TaskModule(tf.Module):
@@ -39,12 +37,7 @@ class TaskModule(tf.Module):
         vocabulary = read_vocabulary(tokenizer.vocabulary)
         self._token_strings = tf.constant(vocabulary)
         self._continues_word = tf.constant([token.startswith("##") for token in vocabulary])
-        self._tokenize = tf.function(lambda text: tokenizer(text), input_signature=[TEXT])
-        self._tokenize_with_offsets = tf.function(tokenizer.tokenize_with_offsets, input_signature=[TEXT])
-        self._tokenize_pair = tf.function(lambda text, text_pair: tokenizer((text, text_pair)),
-                                          input_signature=[TEXT, TEXT_PAIR])
-        self._tokenize_pair_with_offsets = tf.function(
-            lambda text, text_pair: tokenizer.tokenize_with_offsets((text, text_pair)), input_signature=[TEXT, TEXT_PAIR])
+        self._tokenize_signatures = tokenize_signatures(tokenizer, self.pair_inputs)
 
     @property
     def tokenizer(self):
@@ -79,10 +72,7 @@ class TaskModule(tf.Module):
         raise NotImplementedError
 
     def signatures(self):
-        tokenize = ({"tokenize_pair": self._tokenize_pair, "tokenize_pair_with_offsets": self._tokenize_pair_with_offsets}
-                    if self.pair_inputs else
-                    {"tokenize": self._tokenize, "tokenize_with_offsets": self._tokenize_with_offsets})
-        return {"serving_default": self.serving_default(), **tokenize}
+        return {"serving_default": self.serving_default(), **self._tokenize_signatures}
 
 
 def run_model(model, tokens):

@@ -10,7 +10,8 @@ for "multi_label_classification" or a single label, softmax otherwise. `serving_
 
 import tensorflow as tf
 
-from tfbert.serving.task_base import TEXT, TEXT_PAIR, TaskModule, run_model
+from tfbert.serving.modules import TEXT, TEXT_PAIR, tokenize_signatures
+from tfbert.serving.task_base import TaskModule, run_model
 
 
 class TextClassificationModule(TaskModule):
@@ -29,6 +30,7 @@ class TextClassificationModule(TaskModule):
         self._classify = tf.function(lambda text: self._outputs(tokenizer(text)), input_signature=[TEXT])
         self._classify_pair = tf.function(lambda text, text_pair: self._outputs(tokenizer((text, text_pair))),
                                           input_signature=[TEXT, TEXT_PAIR])
+        self._pair_signatures = tokenize_signatures(tokenizer, pair=True)
 
     @property
     def labels(self):
@@ -38,8 +40,7 @@ class TextClassificationModule(TaskModule):
         return self._classify
 
     def signatures(self):
-        return {**super().signatures(), "classify_pair": self._classify_pair,
-                "tokenize_pair": self._tokenize_pair, "tokenize_pair_with_offsets": self._tokenize_pair_with_offsets}
+        return {**super().signatures(), "classify_pair": self._classify_pair, **self._pair_signatures}
 
     def _outputs(self, tokens):
         logits = run_model(self.model, tokens).logits

@@ -25,7 +25,8 @@ import tensorflow as tf
 
 from tfbert.errors import TfbertError, check_choice
 from tfbert.defaults import AGGREGATION_STRATEGIES
-from tfbert.serving.task_base import TEXT, TaskModule, run_model
+from tfbert.serving.modules import TEXT
+from tfbert.serving.task_base import TaskModule, run_model
 from tfbert.text.detokenize import join_wordpieces
 from tfbert.text.offsets import sanitize_utf8
 
