@@ -11,6 +11,7 @@ BATCH_SIZE = 32
 SEED = 0
 
 TASKS = ("classification", "multi_label", "regression")
+FINETUNE_TASKS = (*TASKS, "token-classification")
 POOLING_MODES = ("pooled", "cls", "mean")
 STRATEGIES = ("default", "mirrored", "multi-worker")
 
@@ -20,6 +21,12 @@ CLASSIFIER_MAX_LENGTH = 128
 FINETUNE_LEARNING_RATE = 1e-4
 FINETUNE_EPOCHS = 4
 FINETUNE_PATIENCE = 2
+
+# Entity tagging: sentences longer than this are cut (their last words are tagged O); WNUT-17's longest
+# sentence is 105 tokens with the default vocabulary.
+TAGGER_MAX_LENGTH = 256
+TAG_SCHEMES = ("iob2", "iob1")
+TAGGER_AGGREGATION = "first"  # a fine-tuned tagger's export groups entities by each word's first sub-token, as it trained
 
 PRETRAIN_MAX_LENGTH = 128
 PRETRAIN_LEARNING_RATE = 1e-4

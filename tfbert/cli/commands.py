@@ -151,13 +151,17 @@ def finetune(args):
         work_dir=args.work_dir, patience=args.patience, seed=args.seed, strategy=args.strategy,
         steps_per_epoch=args.steps_per_epoch, bucketing=not args.no_bucketing, keep=args.keep, restart=args.restart,
         verbose=args.verbose, allow_pickle=args.allow_pickle,
+        **{name: getattr(args, name) for name in ("tag_scheme", "label_all_tokens", "aggregation_strategy")
+           if getattr(args, name) is not None},
     )
     if result.resumed_from_epoch:
         print(f"resumed after epoch {result.resumed_from_epoch}")
     for entry in result.history:
         print(f"epoch {entry['epoch']}: " + "  ".join(f"{k} {v:.4f}" for k, v in entry.items() if k != "epoch"))
     print(f"best epoch: {result.best_epoch} ({result.monitor} {result.best_metric:.4f})")
-    print(f"keras model: {result.model_path}")
+    print(f"best model: {result.model_path}")
+    if result.transformers_path:
+        print(f"transformers: {result.transformers_path}")
     if result.export_path:
         print(result.export_path)
 

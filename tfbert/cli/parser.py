@@ -143,20 +143,32 @@ def _add_embed_corpus_parser(subparsers):
 
 
 def _add_finetune_parser(subparsers):
-    sub = _command(subparsers, "finetune", commands.finetune, "fine-tune a classifier on labelled text files and export it",
-                   "Fine-tune a checkpoint with model.fit on a CSV/TSV/JSONL file of labelled texts, keep the epoch with "
-                   "the best dev metric (early stopping), and export it to OUT_DIR/NAME/VERSION. A killed run started "
-                   "again with the same command resumes after its last finished epoch.")
+    sub = _command(subparsers, "finetune", commands.finetune, "fine-tune a classifier or an entity tagger and export it",
+                   "Fine-tune a checkpoint with model.fit on a CSV/TSV/JSONL file of labelled texts (or, with --task "
+                   "token-classification, a CoNLL/JSONL file of tagged words), keep the epoch with the best dev metric "
+                   "(early stopping), and export it to OUT_DIR/NAME/VERSION; models with a transformers class are also "
+                   "saved in Hugging Face layout to OUT_DIR/NAME/transformers. A killed run started again with the same "
+                   "command resumes after its last finished epoch.")
     add_options(sub, "model", "max_length", "allow_pickle", max_length={
-        "default": defaults.CLASSIFIER_MAX_LENGTH, "help": "longest tokenized input, [CLS]/[SEP] included (default: %(default)s)"})
-    sub.add_argument("--train", required=True, metavar="FILE", help="training data: .csv, .tsv or .jsonl")
-    sub.add_argument("--dev", required=True, metavar="FILE", help="dev data, same columns: the metric that picks the best epoch")
+        "default": None, "help": f"longest tokenized input, [CLS]/[SEP] included (default: {defaults.CLASSIFIER_MAX_LENGTH}; "
+                                 f"{defaults.TAGGER_MAX_LENGTH} for token-classification)"})
+    sub.add_argument("--train", required=True, metavar="FILE",
+                     help="training data: .csv, .tsv or .jsonl; for token-classification CoNLL (.conll, .txt, ...) or .jsonl")
+    sub.add_argument("--dev", required=True, metavar="FILE",
+                     help="dev data, same format: the metric that picks the best epoch (entity F1 for token-classification)")
     sub.add_argument("--text-column", action="append", metavar="NAME",
                      help="text column (default: text); give it twice for sentence pairs")
     sub.add_argument("--label-column", default="label", metavar="NAME", help="label column (default: %(default)s)")
-    sub.add_argument("--task", default=defaults.TASKS[0], choices=defaults.TASKS,
+    sub.add_argument("--task", default=defaults.TASKS[0], choices=defaults.FINETUNE_TASKS,
                      help="classification (one label a row; default), multi_label (JSON lists, or names separated by |), "
-                          "regression (numbers)")
+                          "regression (numbers), token-classification (entity tagging: a tag a word)")
+    tagging = sub.add_argument_group("token-classification")
+    tagging.add_argument("--tag-scheme", default=None, choices=defaults.TAG_SCHEMES,
+                         help="the files' tags: iob2 (entities start with B-; default) or iob1 (converted to iob2)")
+    tagging.add_argument("--label-all-tokens", action="store_true", default=None,
+                         help="train on every sub-token of a word, not only the first")
+    tagging.add_argument("--aggregation-strategy", default=None, choices=defaults.AGGREGATION_STRATEGIES,
+                         help=f"the export's entity grouping, as transformers' pipeline (default: {defaults.TAGGER_AGGREGATION})")
     sub.add_argument("--epochs", type=_positive_int, default=defaults.FINETUNE_EPOCHS, help="epochs (default: %(default)s)")
     sub.add_argument("--learning-rate", type=float, default=defaults.FINETUNE_LEARNING_RATE,
                      help="peak learning rate of AdamW, after 10%% warm-up, then linear decay (default: %(default)s)")

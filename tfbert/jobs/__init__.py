@@ -5,7 +5,12 @@
     batching.py        make_dataset: length-bucketed tf.data batches of raw strings
     best_epoch.py      BestEpoch: best dev epoch and early stopping, kept on disk
     distribution.py    one process, mirrored or multi-worker
-    finetune.py        finetune: the `tfbert finetune` run
+    training_run.py    a fine-tuning run's work folder, fit with the best epoch kept, its result
+    finetune.py        finetune: the `tfbert finetune` run (classifiers; hands taggers to finetune_tagger)
+    tagged_text.py     tagged words: CoNLL and JSONL readers, IOB1/IOB2 checks, tag names and ids
+    entity_scores.py   entity-level precision, recall and F1, counted as conlleval counts them
+    tagging.py         words and tags to token labels, word tags back from logits, dev entity F1
+    finetune_tagger.py finetune_tagger: the `tfbert finetune --task token-classification` run
     sentence_pairs.py  next-sentence-prediction pairs streamed from a corpus
     pretrain.py        pretrain: the `tfbert pretrain` run
     corpus_files.py    (id, text) records of corpus files for embedding

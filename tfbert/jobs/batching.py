@@ -18,7 +18,8 @@ def token_lengths(tokenizer, texts, chunk=512):
     return np.concatenate(lengths) if lengths else np.zeros([0], np.int32)
 
 
-def make_dataset(texts, labels, batch_size=32, lengths=None, shuffle=False, seed=0, window_batches=32):
+def make_dataset(texts, labels, batch_size=32, lengths=None, shuffle=False, seed=0, window_batches=32,
+                 label_lengths=None):
     """A tf.data of (features, labels) batches of raw strings, for `model.fit` / `evaluate`.
 
     With `lengths`, batches are bucketed by length: the shuffled examples are taken `window_batches`
@@ -34,12 +35,18 @@ def make_dataset(texts, labels, batch_size=32, lengths=None, shuffle=False, seed
         shuffle: bool. Reshuffle every epoch. Defaults to False.
         seed: int. Shuffle seed. Defaults to 0.
         window_batches: int. Batches per sorting window. Defaults to 32.
+        label_lengths: int array [n]. Labels per token (labels [n, longest]): each batch's labels are
+            cut to the batch's longest `label_lengths`, the length the tokenizer pads the batch to.
     """
     check_positive_int("batch_size", batch_size)
     count = len(labels)
     names = ["text", "text_pair"][:len(texts)]
     features = {name: tf.constant(column, tf.string) for name, column in zip(names, texts)}
     columns = (features, tf.constant(labels))
+    if label_lengths is not None:
+        return _cut_labels(make_dataset(texts, np.concatenate([np.asarray(labels), np.asarray(label_lengths)[:, None]],
+                                                              axis=1).astype(np.asarray(labels).dtype),
+                                        batch_size, lengths, shuffle, seed, window_batches))
     if lengths is None:
         dataset = tf.data.Dataset.from_tensor_slices(columns)
         if shuffle:
@@ -62,3 +69,13 @@ def make_dataset(texts, labels, batch_size=32, lengths=None, shuffle=False, seed
     # Every window but the last gives window_batches full batches, so the count is exact.
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(math.ceil(count / batch_size)))
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _cut_labels(dataset):
+    """Batches whose labels carry each row's length in their last column -> labels cut to the batch's longest."""
+
+    def cut(features, labels):
+        longest = tf.reduce_max(labels[:, -1])
+        return features, labels[:, :longest]
+
+    return dataset.map(cut, num_parallel_calls=tf.data.AUTOTUNE)

@@ -23,8 +23,8 @@ STATE_FILE = "state.json"
 
 
 class BestEpoch(tf_keras.callbacks.Callback):
-    """Keeps the best epoch by a dev metric (as `best-<N>/`, the save_classifier layout), stops early,
-    and survives a killed process.
+    """Keeps the best epoch by a dev metric (as `best-<N>/`, written by `save`), stops early, and
+    survives a killed process.
 
     Args:
         folder: path. The run's work folder.
@@ -32,11 +32,13 @@ class BestEpoch(tf_keras.callbacks.Callback):
         mode: str. "max" or "min".
         patience: int. Stop after this many epochs without improvement. None: never stop early.
         write: bool. Write files (False on non-chief workers of a multi-worker run).
+        save: callable(model, folder). Writes the best model. Defaults to `save_classifier`.
     """
 
-    def __init__(self, folder, monitor, mode="max", patience=None, write=True):
+    def __init__(self, folder, monitor, mode="max", patience=None, write=True, save=save_classifier):
         super().__init__()
         self.folder, self.monitor, self.mode, self.patience, self.write = pathlib.Path(folder), monitor, mode, patience, write
+        self.save = save
         self.state = self.load_state(self.folder)
 
     @staticmethod
@@ -62,12 +64,12 @@ class BestEpoch(tf_keras.callbacks.Callback):
         if self._better(value):
             previous = self.state["best_epoch"]
             if self.write:
-                save_classifier(self.model, self.folder / f"best-{number}")
+                self.save(self.model, self.folder / f"best-{number}")
             else:
                 # Saving reads distributed variables with collective ops: every worker must take
                 # part, so the others save too, to a scratch folder (as Keras' ModelCheckpoint does).
                 scratch = tempfile.mkdtemp(prefix="tfbert-worker-")
-                save_classifier(self.model, scratch)
+                self.save(self.model, scratch)
                 shutil.rmtree(scratch, ignore_errors=True)
             self.state.update(best_epoch=number, best_metric=value, wait=0)
             if self.write:

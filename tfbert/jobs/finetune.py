@@ -1,56 +1,39 @@
-"""`finetune`: files of labelled text in, the best epoch's classifier out, exported for TF Serving.
+"""`finetune`: files of labelled text in, the best epoch's model out, exported for TF Serving and saved in
+Hugging Face layout.
 
-A run keeps its state in a work folder (default `<out_dir>/.finetune/<name>/`):
-
-    backup/       tf_keras BackupAndRestore: weights, optimizer and epoch at the end of each epoch
-    best-<N>/     the best epoch so far (save_classifier layout)
-    state.json    best epoch and metric, epochs without improvement, per-epoch history, finished flag
-
-A run killed at any point and started again with the same arguments resumes after the last finished
-epoch, with its best model, early-stopping count and history intact. A finished run started again
-reports its result instead of training again (pass restart=True / --restart to train anew).
+Classification, multi-label and regression are trained here; `task="token-classification"` hands
+over to `tfbert.jobs.finetune_tagger`. The work folder, resuming after a kill and early stopping are
+`tfbert.jobs.training_run`'s.
 """
 
-import dataclasses
 import logging
 import math
 import pathlib
-import shutil
 
 import tensorflow as tf
 import tf_keras
 
 from tfbert import defaults
-from tfbert.errors import TfbertError
-from tfbert.files import write_json
+from tfbert.errors import TfbertError, check_choice
 from tfbert.jobs import examples
 from tfbert.jobs.batching import make_dataset, token_lengths
-from tfbert.jobs.best_epoch import STATE_FILE, BestEpoch
 from tfbert.jobs.distribution import is_chief, make_strategy
-from tfbert.models.classifier import build_classifier, load_classifier
+from tfbert.jobs.finetune_tagger import finetune_tagger
+from tfbert.jobs.training_run import (TRANSFORMERS_FOLDER, FinetuneResult, WorkFolder, for_strategy, replace_folder,
+                                      run_name)
+from tfbert.models.classifier import build_classifier, load_classifier, save_classifier
+from tfbert.models.transformers_layout import save_transformers
 from tfbert.serving.export import export_saved_model
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["FinetuneResult", "finetune"]
 
 MONITORS = {  # task: (dev metric, better)
     "classification": ("val_accuracy", "max"),
     "multi_label": ("val_binary_accuracy", "max"),
     "regression": ("val_loss", "min"),
 }
-
-
-@dataclasses.dataclass
-class FinetuneResult:
-    """What a fine-tuning run produced."""
-
-    export_path: pathlib.Path  # the SavedModel version folder (None if not exported)
-    model_path: pathlib.Path  # the best epoch's Keras model (load_classifier)
-    best_epoch: int  # 1-based
-    best_metric: float
-    monitor: str
-    history: list  # one dict of metrics per finished epoch
-    resumed_from_epoch: int  # 0 for a fresh start
-    classifier: object = None  # the trained BertClassifier (last epoch's weights); None if nothing ran
 
 
 def _read(train, dev, text_columns, label_column, task):
@@ -60,10 +43,10 @@ def _read(train, dev, text_columns, label_column, task):
 
 
 def finetune(train, dev, model=None, text_columns=("text",), label_column="label", task="classification",
-             epochs=defaults.FINETUNE_EPOCHS, batch_size=defaults.BATCH_SIZE, max_length=defaults.CLASSIFIER_MAX_LENGTH,
+             epochs=defaults.FINETUNE_EPOCHS, batch_size=defaults.BATCH_SIZE, max_length=None,
              learning_rate=defaults.FINETUNE_LEARNING_RATE, pooling=None, out_dir=defaults.OUT_DIR, name=None, work_dir=None,
              patience=defaults.FINETUNE_PATIENCE, seed=defaults.SEED, strategy="default", steps_per_epoch=None, bucketing=True, export=True, keep=None, restart=False,
-             verbose=1, allow_pickle=False, labels=None):
+             verbose=1, allow_pickle=False, labels=None, **task_options):
     """Fine-tunes a checkpoint on labelled text files; keeps the best epoch by the dev metric and exports it.
 
     Args:
@@ -73,8 +56,11 @@ def finetune(train, dev, model=None, text_columns=("text",), label_column="label
         model: str. Checkpoint to start from. Defaults to "minilm-l6-uncased".
         text_columns: one column name, or two for sentence pairs. Defaults to ("text",).
         label_column: str. Defaults to "label".
-        task: str. "classification", "multi_label" or "regression".
-        epochs, batch_size, max_length, learning_rate: the usual. Defaults 4, 32, 128, 1e-4.
+        task: str. "classification", "multi_label" or "regression"; or "token-classification", which
+            takes CoNLL or JSONL files of tagged words (see `tfbert.jobs.finetune_tagger.finetune_tagger`,
+            which also lists its own options, passed through `**task_options`).
+        epochs, batch_size, max_length, learning_rate: the usual. Defaults 4, 32, 128 (256 for
+            token classification), 1e-4.
         pooling: str. "pooled", "cls" or "mean". Defaults to the checkpoint's (see build_classifier).
         out_dir: str. Where the export goes: out_dir/name/<version>. Defaults to "saved_models".
         name: str. Model name. Defaults to the training file's folder (or stem).
@@ -90,8 +76,21 @@ def finetune(train, dev, model=None, text_columns=("text",), label_column="label
         labels: list of str. Label names in id order; needed only with tf.data inputs.
 
     Returns:
-        FinetuneResult.
+        FinetuneResult. When the classifier has a transformers class (pooling "pooled"), the best epoch
+        is also saved in Hugging Face layout at out_dir/name/transformers (`transformers_path`).
     """
+    check_choice("task", task, defaults.FINETUNE_TASKS)
+    if task == "token-classification":
+        if pooling is not None or labels is not None or isinstance(train, tf.data.Dataset):
+            raise TfbertError("token classification reads tagged files (CoNLL or JSONL) and has no pooling or labels "
+                              "option; for your own tf.data, build the model with tfbert.build_token_classifier.")
+        return finetune_tagger(train, dev, model=model, epochs=epochs, batch_size=batch_size, max_length=max_length,
+                               learning_rate=learning_rate, out_dir=out_dir, name=name, work_dir=work_dir,
+                               patience=patience, seed=seed, strategy=strategy, steps_per_epoch=steps_per_epoch,
+                               bucketing=bucketing, export=export, keep=keep, restart=restart, verbose=verbose,
+                               allow_pickle=allow_pickle, **task_options)
+    if task_options:
+        raise TfbertError(f"{', '.join(sorted(task_options))} apply to token classification, not to task={task!r}.")
     from_datasets = isinstance(train, tf.data.Dataset)
     if from_datasets:
         if labels is None and task != "regression":
@@ -101,17 +100,10 @@ def finetune(train, dev, model=None, text_columns=("text",), label_column="label
         name = name or "classifier"
     else:
         train_examples, dev_examples = _read(train, dev, text_columns, label_column, task)
-        if name is None:
-            train_path = pathlib.Path(train).resolve()
-            name = train_path.parent.name if train_path.stem.lower() in ("train", "training") else train_path.stem
-    work = pathlib.Path(work_dir) if work_dir else pathlib.Path(out_dir) / ".finetune" / name
-    if restart and work.exists():
-        shutil.rmtree(work)
-    state = BestEpoch.load_state(work)
-    if state.get("finished") and state.get("best_epoch"):
-        logger.info("%s holds a finished run; pass restart=True (--restart) to train again", work)
-        return _result(work, state, MONITORS[task][0], state.get("export_path"), resumed=len(state["history"]))
-    work.mkdir(parents=True, exist_ok=True)
+        name = run_name(train, name)
+    work = WorkFolder(out_dir, name, work_dir, restart)
+    if work.finished:
+        return work.result(MONITORS[task][0])
 
     if not from_datasets:
         labels = examples.label_names(train_examples, task)
@@ -143,48 +135,25 @@ def finetune(train, dev, model=None, text_columns=("text",), label_column="label
                 dev_lengths = token_lengths(tokenizer, dev_examples.texts) if bucketing else None
                 dev_data = make_dataset(dev_examples.texts, dev_labels, batch_size, dev_lengths)
             steps = math.ceil(len(train_examples) / batch_size)
-        if strategy.num_replicas_in_sync > 1 or not chief:
-            options = tf.data.Options()
-            options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-            train_data = train_data.with_options(options)
-            dev_data = dev_data.with_options(options) if dev_data is not None else None
-        if steps_per_epoch is not None:
-            steps = min(steps, steps_per_epoch)
-            train_data = train_data.repeat()
+        train_data, dev_data, steps = for_strategy(train_data, dev_data, steps, steps_per_epoch, strategy, chief)
         classifier.compile(train_steps=steps * epochs, learning_rate=learning_rate)
 
     monitor, mode = MONITORS[task]
     if dev_data is None:
         monitor, mode = "loss", "min"
-    best = BestEpoch(work, monitor, mode, patience, write=chief)
-    resumed = len(best.state["history"])
-    # BestEpoch runs before BackupAndRestore at each epoch's end: a kill between the two re-runs the
-    # epoch, whose history entry is then replaced, never lost.
-    backup_dir = work / "backup" if chief else work / f"backup-worker-{strategy.cluster_resolver.task_id}"
-    callbacks = [best, tf_keras.callbacks.BackupAndRestore(str(backup_dir), delete_checkpoint=False)]
-    classifier.fit(train_data, validation_data=dev_data, epochs=epochs, steps_per_epoch=steps if steps_per_epoch else None,
-                   callbacks=callbacks, verbose=verbose)
+    resumed = work.fit(classifier, train_data, dev_data, epochs, steps if steps_per_epoch else None, monitor, mode,
+                       patience, strategy, chief, save=save_classifier, verbose=verbose)
 
-    state = best.state
-    export_path = None
-    if chief and export and state["best_epoch"]:
-        best_model = load_classifier(work / f"best-{state['best_epoch']}")
+    export_path = transformers_path = None
+    if chief and export and work.state["best_epoch"]:
+        best_model = load_classifier(work.best_folder())
         export_path = export_saved_model(best_model, pathlib.Path(out_dir) / name, keep=keep)
-    state.update(finished=True, export_path=str(export_path) if export_path else None)
-    if chief:
-        write_json(work / STATE_FILE, state)
-        shutil.rmtree(work / "backup", ignore_errors=True)
-    return _result(work, state, monitor, export_path, resumed, classifier)
-
-
-def _result(work, state, monitor, export_path, resumed, classifier=None):
-    return FinetuneResult(
-        export_path=pathlib.Path(export_path) if export_path else None,
-        model_path=work / f"best-{state['best_epoch']}",
-        best_epoch=state["best_epoch"],
-        best_metric=state["best_metric"],
-        monitor=monitor,
-        history=state["history"],
-        resumed_from_epoch=resumed,
-        classifier=classifier,
-    )
+        if best_model.head.pooling == "pooled":
+            transformers_path = replace_folder(pathlib.Path(out_dir) / name / TRANSFORMERS_FOLDER,
+                                               lambda folder: save_transformers(best_model, folder))
+        else:
+            logger.info("not saved in Hugging Face layout: transformers has no class for %r pooling "
+                        "(fine-tune with --pooling pooled for a BertForSequenceClassification folder)",
+                        best_model.head.pooling)
+    work.finish(chief, export_path, transformers_path)
+    return work.result(monitor, classifier, resumed)

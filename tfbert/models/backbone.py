@@ -49,8 +49,22 @@ def _narrow_attention(attention, kept_heads, config):
     output.build = types.MethodType(build, output)
 
 
+class KerasConfigMixin:
+    """A transformers TensorFlow model whose Keras config round-trips: `{"name", "trainable", "dtype",
+    "bert_config"}` (transformers' own `get_config` returns the bare `BertConfig` dict, without the
+    layer's name, so a functional model holding it would come back renamed)."""
+
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable, "dtype": self.dtype, "bert_config": self.config.to_dict()}
+
+    @classmethod
+    def from_config(cls, config):
+        config = copy.deepcopy(config)  # BertConfig.from_dict consumes keys of the dict it is given
+        return cls(BertConfig.from_dict(config.pop("bert_config")), **config)
+
+
 @tf_keras.saving.register_keras_serializable(package="tfbert")
-class BertBackbone(TFBertModel):
+class BertBackbone(KerasConfigMixin, TFBertModel):
     """transformers' `TFBertModel` with a round-tripping Keras config and pruned heads.
 
     Args:
@@ -66,14 +80,6 @@ class BertBackbone(TFBertModel):
         for layer, heads in sorted((config.pruned_heads or {}).items()):
             kept = config.num_attention_heads - len(set(heads))
             _narrow_attention(self.bert.encoder.layer[int(layer)].attention, kept, config)
-
-    def get_config(self):
-        return {"name": self.name, "trainable": self.trainable, "dtype": self.dtype, "bert_config": self.config.to_dict()}
-
-    @classmethod
-    def from_config(cls, config):
-        config = copy.deepcopy(config)  # BertConfig.from_dict consumes keys of the dict it is given
-        return cls(BertConfig.from_dict(config.pop("bert_config")), **config)
 
 
 def _validate_heads(heads, config):

@@ -18,13 +18,15 @@ from tfbert.models.backbone import BertBackbone, build_bert
 logger = logging.getLogger(__name__)
 
 
-def load_weights(model_class, checkpoint, name, optional=("pooler",)):
+def load_weights(model_class, checkpoint, name, optional=("pooler",), exclude=()):
     """A transformers BERT model of `model_class` (TFBertModel, TFBertForPreTraining, ...) with the
     checkpoint's weights, loaded without torch (safetensors) or from tf_model.h5.
 
     Args:
         optional: substrings of the PyTorch weight names the checkpoint may lack (they keep their
             fresh initial values); any other missing weight is an error.
+        exclude: prefixes of PyTorch weight names to leave out of loading (a head being replaced,
+            whose shape may differ). Safetensors checkpoints only.
 
     Returns:
         (model, the optional weight names the checkpoint lacked).
@@ -38,6 +40,7 @@ def load_weights(model_class, checkpoint, name, optional=("pooler",)):
         except (OSError, ValueError) as e:
             raise TfbertError(f"the weights file {checkpoint.weights_file} is corrupt or truncated ({e}).") from e
     state_dict = read_state_dict(checkpoint.weights_file)
+    state_dict = {key: value for key, value in state_dict.items() if not key.startswith(tuple(exclude))}
     model = build_bert(model_class(checkpoint.config, name=name))
     try:
         _, info = load_pytorch_state_dict_in_tf2_model(

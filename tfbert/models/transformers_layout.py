@@ -1,0 +1,63 @@
+"""`save_transformers`: a fine-tuned tfbert model as a Hugging Face checkpoint folder that transformers'
+PyTorch classes, its pipelines and `tfbert export` load.
+
+    BertClassifier, pooling "pooled"  -> BertForSequenceClassification
+    BertTokenClassifier               -> BertForTokenClassification
+
+The folder holds config.json (with `architectures`, `id2label`, `label2id`), model.safetensors under
+PyTorch names, vocab.txt and tokenizer_config.json. A classifier with "mean" or "cls" pooling has no
+transformers class (BertForSequenceClassification classifies BERT's pooler output), so it is refused.
+"""
+
+import numpy as np
+from transformers import BertConfig
+
+from tfbert.checkpoints.writer import write_checkpoint
+from tfbert.errors import TfbertError
+from tfbert.models.classifier import BertClassifier
+from tfbert.models.token_classifier import BertTokenClassifier, config_with_labels
+from tfbert.models.weights import pytorch_state_dict
+
+PROBLEM_TYPES = {"classification": "single_label_classification", "multi_label": "multi_label_classification",
+                 "regression": "regression"}
+
+
+def _classifier_checkpoint(model):
+    head = model.head
+    if head.pooling != "pooled":
+        raise TfbertError(
+            f"this classifier pools with {head.pooling!r}, and transformers has no class for that: its "
+            "BertForSequenceClassification classifies BERT's pooler output. Fine-tune with pooling='pooled' "
+            "(--pooling pooled) to save in Hugging Face layout; the TF Serving export works with any pooling.")
+    labels = head.labels or ["LABEL_0"]
+    config = config_with_labels(model.bert.config, labels)
+    config.problem_type = PROBLEM_TYPES[head.task]
+    config.classifier_dropout = head.dropout
+    kernel, bias = head._dense.kernel.numpy(), head._dense.bias.numpy()
+    state = {**pytorch_state_dict(model.bert), "classifier.weight": np.ascontiguousarray(kernel.T),
+             "classifier.bias": np.ascontiguousarray(bias)}
+    return config, state, "BertForSequenceClassification"
+
+
+def _token_classifier_checkpoint(model):
+    return BertConfig.from_dict(model.tagger.config.to_dict()), pytorch_state_dict(model.tagger), "BertForTokenClassification"
+
+
+def save_transformers(model, folder):
+    """Writes a fine-tuned model as a Hugging Face checkpoint folder (see the module docstring); returns it.
+
+    Args:
+        model: BertClassifier (with "pooled" pooling) or BertTokenClassifier.
+        folder: str. Created if missing; files already there are replaced.
+
+    Raises:
+        TfbertError: the model has no transformers class (a classifier with "mean" or "cls" pooling).
+    """
+    if isinstance(model, BertClassifier):
+        config, state, architecture = _classifier_checkpoint(model)
+    elif isinstance(model, BertTokenClassifier):
+        config, state, architecture = _token_classifier_checkpoint(model)
+    else:
+        raise TfbertError(f"save_transformers takes a model from tfbert.build_classifier or build_token_classifier; "
+                          f"received {type(model).__name__}.")
+    return write_checkpoint(folder, config, model.tokenizer, state, [architecture])
