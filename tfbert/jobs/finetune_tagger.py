@@ -31,8 +31,8 @@ MONITOR = "val_entity_f1"
 
 
 def finetune_tagger(train, dev, model=None, tag_scheme="iob2", label_all_tokens=False,
-                    aggregation_strategy=defaults.TAGGER_AGGREGATION, epochs=defaults.FINETUNE_EPOCHS,
-                    batch_size=defaults.BATCH_SIZE, max_length=None,
+                    aggregation_strategy=defaults.TAGGER_AGGREGATION, epochs=None, batch_size=None,
+                    max_length=None,
                     learning_rate=defaults.FINETUNE_LEARNING_RATE, out_dir=defaults.OUT_DIR, name=None, work_dir=None,
                     patience=defaults.FINETUNE_PATIENCE, seed=defaults.SEED, strategy="default", steps_per_epoch=None,
                     bucketing=True, export=True, keep=None, restart=False, verbose=1, allow_pickle=False):
@@ -45,8 +45,8 @@ def finetune_tagger(train, dev, model=None, tag_scheme="iob2", label_all_tokens=
         tag_scheme: str. "iob2" or "iob1" (converted to IOB2). Defaults to "iob2".
         label_all_tokens: bool. Label every sub-token with its word's tag, not only the first. Defaults to False.
         aggregation_strategy: str. The export's entity grouping (as transformers' pipeline). Defaults to "first".
-        epochs, batch_size, max_length, learning_rate: the usual. Defaults 4, 32, 256 (at most the
-            checkpoint's max_position_embeddings), 1e-4.
+        epochs, batch_size, max_length, learning_rate: the usual. Defaults 4, 16, 256 (at most the
+            checkpoint's max_position_embeddings), 1e-4. Chosen on WNUT-17 (benchmarks/README.md).
         out_dir, name, work_dir, patience, seed, strategy, steps_per_epoch, bucketing, export, keep,
             restart, verbose, allow_pickle: as `tfbert.jobs.finetune.finetune`.
 
@@ -54,6 +54,8 @@ def finetune_tagger(train, dev, model=None, tag_scheme="iob2", label_all_tokens=
         FinetuneResult; `transformers_path` is out_dir/name/transformers when exported.
     """
     check_choice("aggregation_strategy", aggregation_strategy, defaults.AGGREGATION_STRATEGIES)
+    epochs = defaults.TAGGER_EPOCHS if epochs is None else epochs
+    batch_size = defaults.TAGGER_BATCH_SIZE if batch_size is None else batch_size
     train_sentences = read_tagged(train, tag_scheme)
     dev_sentences = read_tagged(dev, tag_scheme) if dev is not None else None
     labels = tag_names(train_sentences)
@@ -76,13 +78,13 @@ def finetune_tagger(train, dev, model=None, tag_scheme="iob2", label_all_tokens=
         if dev_sentences is not None:
             dev_features = tagging_features(tagger.tokenizer, dev_sentences.words, dev_ids, labels)
             _warn_cut(dev_features, dev_sentences, tagger.tokenizer.max_length)
-            dev_data = tagging_dataset(dev_features, batch_size, bucketing=bucketing)
+            # The callback scores dev in one pass (loss, accuracy, entity F1); no Keras validation pass.
             callbacks = [EntityScoresCallback(dev_features, dev_sentences.tags, batch_size)]
         steps = math.ceil(len(features) / batch_size)
         train_data, dev_data, steps = for_strategy(train_data, dev_data, steps, steps_per_epoch, strategy, chief)
         tagger.compile(train_steps=steps * epochs, learning_rate=learning_rate)
 
-    monitor, mode = (MONITOR, "max") if dev_data is not None else ("loss", "min")
+    monitor, mode = (MONITOR, "max") if callbacks else ("loss", "min")
     resumed = work.fit(tagger, train_data, dev_data, epochs, steps if steps_per_epoch else None, monitor, mode,
                        patience, strategy, chief, save=save_transformers, callbacks=callbacks or (), verbose=verbose)
 
@@ -99,7 +101,7 @@ def finetune_tagger(train, dev, model=None, tag_scheme="iob2", label_all_tokens=
 
 
 def _warn_cut(features, sentences, max_length):
-    cut = sum(int((first < 0).any() and len(first)) for first in features.first_tokens)
+    cut = sum(bool((first < 0).any()) for first in features.first_tokens)
     if cut:
         logger.warning("%d of %d sentences in %s have words without a token (past max_length=%d, or only characters "
                        "the tokenizer deletes); those words are tagged O", cut, len(sentences), sentences.source,

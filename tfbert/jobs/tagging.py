@@ -11,6 +11,7 @@ Predictions are read the same way: a word's tag is its first sub-token's. A word
 
 import bisect
 import dataclasses
+import weakref
 
 import numpy as np
 import tensorflow as tf
@@ -50,6 +51,17 @@ def _word_starts(words):
     return starts
 
 
+_OFFSETS_FUNCTIONS = weakref.WeakKeyDictionary()
+
+
+def _offsets_function(tokenizer):
+    """The tokenizer's `tokenize_with_offsets` as a tf.function, traced once per tokenizer (train and dev)."""
+    if tokenizer not in _OFFSETS_FUNCTIONS:
+        _OFFSETS_FUNCTIONS[tokenizer] = tf.function(tokenizer.tokenize_with_offsets,
+                                                    input_signature=[tf.TensorSpec([None], tf.string)])
+    return _OFFSETS_FUNCTIONS[tokenizer]
+
+
 def tagging_features(tokenizer, words, tag_ids=None, labels=None, label_all_tokens=False, chunk=256):
     """Token labels of sentences from the model's tokenizer (see the module docstring).
 
@@ -69,7 +81,7 @@ def tagging_features(tokenizer, words, tag_ids=None, labels=None, label_all_toke
         index = {name: i for i, name in enumerate(labels)}
         to_inside = np.asarray([index.get(f"I-{split_tag(name)[1]}", i) if split_tag(name)[0] == "B" else i
                                 for i, name in enumerate(labels)])
-    tokenize = tf.function(tokenizer.tokenize_with_offsets, input_signature=[tf.TensorSpec([None], tf.string)])
+    tokenize = _offsets_function(tokenizer)
     texts = [" ".join(sentence) for sentence in words]
     first_tokens, lengths, token_labels = [], [], []
     for start in range(0, len(texts), chunk):
@@ -117,33 +129,65 @@ def tagging_dataset(features, batch_size=32, shuffle=False, seed=0, bucketing=Tr
                         shuffle=shuffle, seed=seed, label_lengths=features.lengths)
 
 
-def predict_tags(model, features, batch_size=32):
-    """Each word's predicted tag (its first sub-token's), per sentence: lists of str ("O" for words without a token)."""
-    labels = model.labels
+def tag_predictor(model):
+    """A tf.function: texts (string [batch]) -> the model's logits [batch, seq, tags], in inference mode.
+    Make it once and pass it to `predict_tags` to trace the model once for many calls."""
+    return tf.function(lambda texts: model(texts, training=False), input_signature=[tf.TensorSpec([None], tf.string)])
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
-    def predict(texts):
-        return tf.argmax(model(texts, training=False), axis=-1, output_type=tf.int32)
 
-    order = np.argsort(features.lengths, kind="stable")  # similar lengths together: less padding
-    predicted = [None] * len(features)
+def _logits_by_sentence(predictor, features, batch_size):
+    """(sentence index, logits [tokens, tags]) for every sentence, batched by length (less padding)."""
+    order = np.argsort(features.lengths, kind="stable")
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
-        ids = predict(tf.constant([features.texts[i] for i in rows], tf.string)).numpy()
-        for row, sentence in zip(ids, rows):
-            first = features.first_tokens[sentence]
-            predicted[sentence] = [labels[row[t]] if t >= 0 else "O" for t in first]
-    return predicted
+        logits = predictor(tf.constant([features.texts[i] for i in rows], tf.string)).numpy()
+        for row, sentence in zip(logits, rows):
+            yield sentence, row[:features.lengths[sentence]]
+
+
+def predict_tags(model, features, batch_size=32, predictor=None):
+    """Each word's predicted tag (its first sub-token's), per sentence: lists of str ("O" for words without a token).
+
+    Args:
+        model: BertTokenClassifier.
+        features: TaggingFeatures of the sentences.
+        batch_size: int. Sentences a batch.
+        predictor: the model's `tag_predictor`, to reuse its traced graph. Defaults to a new one.
+    """
+    return _tags_and_loss(model.labels, features, predictor or tag_predictor(model), batch_size)[0]
+
+
+def _tags_and_loss(labels, features, predictor, batch_size):
+    """Word tags of every sentence, and with labelled features the mean cross-entropy and accuracy over
+    the labelled tokens (as the training loss and metric count them)."""
+    predicted = [None] * len(features)
+    total_loss, correct, labelled = 0.0, 0, 0
+    for sentence, logits in _logits_by_sentence(predictor, features, batch_size):
+        best = logits.argmax(axis=-1)
+        predicted[sentence] = [labels[best[t]] if t >= 0 else "O" for t in features.first_tokens[sentence]]
+        if features.labels is not None:
+            gold = features.labels[sentence, :len(logits)]
+            mask = gold >= 0
+            shifted = logits[mask] - logits[mask].max(axis=-1, keepdims=True)
+            log_probabilities = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+            total_loss -= float(log_probabilities[np.arange(mask.sum()), gold[mask]].sum())
+            correct += int((best[mask] == gold[mask]).sum())
+            labelled += int(mask.sum())
+    if not labelled:
+        return predicted, None, None
+    return predicted, total_loss / labelled, correct / labelled
 
 
 class EntityScoresCallback(tf_keras.callbacks.Callback):
-    """Adds dev entity precision, recall and F1 (conlleval's counting) to each epoch's logs, as
-    `val_entity_precision`, `val_entity_recall` and `val_entity_f1`.
+    """Scores the dev sentences at each epoch's end in one pass: adds `val_loss` and `val_accuracy` (over
+    the labelled tokens, as the training loss and metric) and entity-level `val_entity_precision`,
+    `val_entity_recall` and `val_entity_f1` (conlleval's counting, a word tagged by its first sub-token)
+    to the epoch's logs. It replaces Keras' validation pass, which would run the model on dev a second time.
 
     Put it before the progress bar and `BestEpoch` in the callback list, so both see the scores.
 
     Args:
-        features: TaggingFeatures of the dev sentences.
+        features: TaggingFeatures of the dev sentences, with labels.
         gold: list of lists of str, the dev sentences' tags.
         batch_size: int.
     """
@@ -151,8 +195,13 @@ class EntityScoresCallback(tf_keras.callbacks.Callback):
     def __init__(self, features, gold, batch_size=32):
         super().__init__()
         self.features, self.gold, self.batch_size = features, gold, batch_size
+        self._predictor = None
 
     def on_epoch_end(self, epoch, logs=None):
-        scores = score_entities(self.gold, predict_tags(self.model, self.features, self.batch_size))
+        if self._predictor is None:  # traced once for the run; it reads the live weights
+            self._predictor = tag_predictor(self.model)
+        predicted, loss, accuracy = _tags_and_loss(self.model.labels, self.features, self._predictor, self.batch_size)
+        scores = score_entities(self.gold, predicted)
         if logs is not None:
-            logs.update(val_entity_precision=scores.precision, val_entity_recall=scores.recall, val_entity_f1=scores.f1)
+            logs.update(val_loss=loss, val_accuracy=accuracy, val_entity_precision=scores.precision,
+                        val_entity_recall=scores.recall, val_entity_f1=scores.f1)
