@@ -11,7 +11,7 @@ BATCH_SIZE = 32
 SEED = 0
 
 TASKS = ("classification", "multi_label", "regression")
-FINETUNE_TASKS = (*TASKS, "token-classification")
+FINETUNE_TASKS = (*TASKS, "token-classification", "question-answering")
 POOLING_MODES = ("pooled", "cls", "mean")
 STRATEGIES = ("default", "mirrored", "multi-worker")
 
@@ -26,6 +26,11 @@ FINETUNE_PATIENCE = 2
 # sentence is 105 tokens with the default vocabulary.
 TAGGER_MAX_LENGTH = 256
 TAG_SCHEMES = ("iob2", "iob1")
+# Chosen on WNUT-17 by dev entity F1 (benchmarks/results/finetune_wnut17_settings.json, seed 0): batch
+# 32 takes too few steps on a set this small (4 epochs: 0.452); batch 16 reached 0.528 in 3 epochs, under
+# transformers' PyTorch recipe (0.555), and 0.5716 at the 4th of 5 epochs.
+TAGGER_BATCH_SIZE = 16
+TAGGER_EPOCHS = 4
 TAGGER_AGGREGATION = "first"  # a fine-tuned tagger's export groups entities by each word's first sub-token, as it trained
 
 PRETRAIN_MAX_LENGTH = 128
@@ -45,4 +50,8 @@ QA_DOC_STRIDE = 128
 QA_MAX_ANSWER_LENGTH = 15
 QA_MAX_QUESTION_LENGTH = 64
 QA_MAX_WINDOWS = 32  # windows a context; tokens past the last window are not searched
+# Fine-tuning question answering (`tfbert finetune --task question-answering`): windows of 384 tokens,
+# as transformers' recipe (its run_qa example trains 2 epochs at batch 12).
+QA_EPOCHS = 2
+QA_BATCH_SIZE = 16
 FILL_MASK_TOP_K = 5

@@ -62,19 +62,22 @@ def export(args):
     from tfbert.checkpoints.checkpoint import load_checkpoint  # noqa: I001 - imported when the command runs
     from tfbert.models.encoder import build_encoder
     from tfbert.models.tasks import checkpoint_task
-    from tfbert.serving.export import export_saved_model
+    from tfbert.serving.export import check_version_free, export_saved_model
     from tfbert.serving.models_config import update_models_config
     from tfbert.serving.task_export import build_task_module
 
     checkpoint = load_checkpoint(args.model, allow_pickle=args.allow_pickle)
+    base_dir = pathlib.Path(args.out_dir) / (args.name or checkpoint.name)
+    if args.version is not None:  # refuse a taken version before a minute of building and tracing
+        check_version_free(base_dir, args.version, args.overwrite)
     task = args.task or checkpoint_task(checkpoint)
     if task == "encoder":
         model = build_encoder(args.model, max_length=args.max_length, allow_pickle=args.allow_pickle)
     else:
         model = build_task_module(args.model, task, max_length=args.max_length, allow_pickle=args.allow_pickle,
                                   **_task_options(args, task))
-    path = export_saved_model(model, pathlib.Path(args.out_dir) / (args.name or checkpoint.name),
-                              version=args.version, overwrite=args.overwrite, keep=args.keep, warmup=not args.no_warmup)
+    path = export_saved_model(model, base_dir, version=args.version, overwrite=args.overwrite, keep=args.keep,
+                              warmup=not args.no_warmup)
     if args.models_config:
         print(f"updated {update_models_config(args.out_dir, serving_root=args.serving_root)}", file=sys.stderr)
     print(path)
@@ -151,7 +154,9 @@ def finetune(args):
         work_dir=args.work_dir, patience=args.patience, seed=args.seed, strategy=args.strategy,
         steps_per_epoch=args.steps_per_epoch, bucketing=not args.no_bucketing, keep=args.keep, restart=args.restart,
         verbose=args.verbose, allow_pickle=args.allow_pickle,
-        **{name: getattr(args, name) for name in ("tag_scheme", "label_all_tokens", "aggregation_strategy")
+        **{name: getattr(args, name) for name in ("tag_scheme", "label_all_tokens", "aggregation_strategy", "doc_stride",
+                                                  "max_question_length", "max_answer_length", "max_windows",
+                                                  "handle_impossible_answer")
            if getattr(args, name) is not None},
     )
     if result.resumed_from_epoch:

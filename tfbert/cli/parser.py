@@ -143,25 +143,30 @@ def _add_embed_corpus_parser(subparsers):
 
 
 def _add_finetune_parser(subparsers):
-    sub = _command(subparsers, "finetune", commands.finetune, "fine-tune a classifier or an entity tagger and export it",
-                   "Fine-tune a checkpoint with model.fit on a CSV/TSV/JSONL file of labelled texts (or, with --task "
-                   "token-classification, a CoNLL/JSONL file of tagged words), keep the epoch with the best dev metric "
-                   "(early stopping), and export it to OUT_DIR/NAME/VERSION; models with a transformers class are also "
+    sub = _command(subparsers, "finetune", commands.finetune,
+                   "fine-tune a classifier, an entity tagger or a question answerer and export it",
+                   "Fine-tune a checkpoint with model.fit on a CSV/TSV/JSONL file of labelled texts (with --task "
+                   "token-classification, a CoNLL/JSONL file of tagged words; with --task question-answering, SQuAD "
+                   "JSON or JSONL), keep the epoch with the best dev metric (early stopping), and export it to OUT_DIR/NAME/VERSION; models with a transformers class are also "
                    "saved in Hugging Face layout to OUT_DIR/NAME/transformers. A killed run started again with the same "
                    "command resumes after its last finished epoch.")
     add_options(sub, "model", "max_length", "allow_pickle", max_length={
         "default": None, "help": f"longest tokenized input, [CLS]/[SEP] included (default: {defaults.CLASSIFIER_MAX_LENGTH}; "
-                                 f"{defaults.TAGGER_MAX_LENGTH} for token-classification)"})
+                                 f"{defaults.TAGGER_MAX_LENGTH} for token-classification; a window, "
+                                 f"{defaults.QA_MAX_LENGTH}, for question-answering)"})
     sub.add_argument("--train", required=True, metavar="FILE",
-                     help="training data: .csv, .tsv or .jsonl; for token-classification CoNLL (.conll, .txt, ...) or .jsonl")
+                     help="training data: .csv, .tsv or .jsonl; for token-classification CoNLL (.conll, .txt, ...) or "
+                          ".jsonl; for question-answering SQuAD .json or .jsonl")
     sub.add_argument("--dev", required=True, metavar="FILE",
-                     help="dev data, same format: the metric that picks the best epoch (entity F1 for token-classification)")
+                     help="dev data, same format: the metric that picks the best epoch (entity F1 for token-classification, "
+                          "SQuAD F1 for question-answering)")
     sub.add_argument("--text-column", action="append", metavar="NAME",
                      help="text column (default: text); give it twice for sentence pairs")
     sub.add_argument("--label-column", default="label", metavar="NAME", help="label column (default: %(default)s)")
     sub.add_argument("--task", default=defaults.TASKS[0], choices=defaults.FINETUNE_TASKS,
                      help="classification (one label a row; default), multi_label (JSON lists, or names separated by |), "
-                          "regression (numbers), token-classification (entity tagging: a tag a word)")
+                          "regression (numbers), token-classification (entity tagging: a tag a word), "
+                          "question-answering (extractive, SQuAD)")
     tagging = sub.add_argument_group("token-classification")
     tagging.add_argument("--tag-scheme", default=None, choices=defaults.TAG_SCHEMES,
                          help="the files' tags: iob2 (entities start with B-; default) or iob1 (converted to iob2)")
@@ -169,7 +174,20 @@ def _add_finetune_parser(subparsers):
                          help="train on every sub-token of a word, not only the first")
     tagging.add_argument("--aggregation-strategy", default=None, choices=defaults.AGGREGATION_STRATEGIES,
                          help=f"the export's entity grouping, as transformers' pipeline (default: {defaults.TAGGER_AGGREGATION})")
-    sub.add_argument("--epochs", type=_positive_int, default=defaults.FINETUNE_EPOCHS, help="epochs (default: %(default)s)")
+    qa = sub.add_argument_group("question-answering", "windows and answers, for training, dev decoding and the export")
+    qa.add_argument("--doc-stride", type=int, default=None,
+                    help=f"tokens shared by consecutive windows of a long context (default: {defaults.QA_DOC_STRIDE})")
+    qa.add_argument("--max-question-length", type=_positive_int, default=None,
+                    help=f"question tokens kept (default: {defaults.QA_MAX_QUESTION_LENGTH})")
+    qa.add_argument("--max-answer-length", type=_positive_int, default=None,
+                    help=f"longest answer in tokens (default: {defaults.QA_MAX_ANSWER_LENGTH})")
+    qa.add_argument("--max-windows", type=_positive_int, default=None,
+                    help=f"windows a context (default: {defaults.QA_MAX_WINDOWS})")
+    qa.add_argument("--handle-impossible-answer", action="store_true", default=None,
+                    help="allow the empty answer (SQuAD 2.0; default: when the training data has impossible questions)")
+    sub.add_argument("--epochs", type=_positive_int, default=None,
+                     help=f"epochs (default: {defaults.FINETUNE_EPOCHS}; {defaults.TAGGER_EPOCHS} for token-classification, "
+                          f"{defaults.QA_EPOCHS} for question-answering)")
     sub.add_argument("--learning-rate", type=float, default=defaults.FINETUNE_LEARNING_RATE,
                      help="peak learning rate of AdamW, after 10%% warm-up, then linear decay (default: %(default)s)")
     sub.add_argument("--pooling", default=None, choices=defaults.POOLING_MODES,
@@ -183,6 +201,9 @@ def _add_finetune_parser(subparsers):
     sub.add_argument("--no-bucketing", action="store_true", help="batch in random order instead of by length")
     sub.add_argument("--work-dir", help="run state for resuming (default: OUT_DIR/.finetune/NAME)")
     add_options(sub, "batch_size", "seed", "name", "out_dir", "keep", "restart", "verbose",
+                batch_size={"default": None, "help": f"texts a batch (default: {defaults.BATCH_SIZE}; "
+                                                     f"{defaults.TAGGER_BATCH_SIZE} for token-classification, "
+                                                     f"{defaults.QA_BATCH_SIZE} windows for question-answering)"},
                 name={"help": "model name under --out-dir (default: the training file's folder)"},
                 out_dir={"help": "where the export goes (default: %(default)s)"},
                 keep={"help": "keep only the N newest exported versions"})

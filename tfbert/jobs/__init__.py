@@ -11,6 +11,10 @@
     entity_scores.py   entity-level precision, recall and F1, counted as conlleval counts them
     tagging.py         words and tags to token labels, word tags back from logits, dev entity F1
     finetune_tagger.py finetune_tagger: the `tfbert finetune --task token-classification` run
+    squad.py           SQuAD v1.1 / v2.0 JSON and JSONL readers, answers checked against their contexts
+    squad_metrics.py   exact match and F1 as SQuAD's official scripts count them
+    qa_features.py     training windows and answer positions; dev EM/F1 with the export's decoding
+    finetune_qa.py     finetune_qa: the `tfbert finetune --task question-answering` run
     sentence_pairs.py  next-sentence-prediction pairs streamed from a corpus
     pretrain.py        pretrain: the `tfbert pretrain` run
     corpus_files.py    (id, text) records of corpus files for embedding

@@ -18,6 +18,7 @@ from tfbert.errors import TfbertError, check_choice
 from tfbert.jobs import examples
 from tfbert.jobs.batching import make_dataset, token_lengths
 from tfbert.jobs.distribution import is_chief, make_strategy
+from tfbert.jobs.finetune_qa import finetune_qa
 from tfbert.jobs.finetune_tagger import finetune_tagger
 from tfbert.jobs.training_run import (TRANSFORMERS_FOLDER, FinetuneResult, WorkFolder, for_strategy, replace_folder,
                                       run_name)
@@ -28,6 +29,13 @@ from tfbert.serving.export import export_saved_model
 logger = logging.getLogger(__name__)
 
 __all__ = ["FinetuneResult", "finetune"]
+
+# The options of the tasks trained elsewhere, passed through finetune's **task_options.
+TASK_OPTIONS = {
+    "token-classification": {"tag_scheme", "label_all_tokens", "aggregation_strategy"},
+    "question-answering": {"doc_stride", "max_question_length", "max_answer_length", "max_windows",
+                           "handle_impossible_answer"},
+}
 
 MONITORS = {  # task: (dev metric, better)
     "classification": ("val_accuracy", "max"),
@@ -43,7 +51,7 @@ def _read(train, dev, text_columns, label_column, task):
 
 
 def finetune(train, dev, model=None, text_columns=("text",), label_column="label", task="classification",
-             epochs=defaults.FINETUNE_EPOCHS, batch_size=defaults.BATCH_SIZE, max_length=None,
+             epochs=None, batch_size=None, max_length=None,
              learning_rate=defaults.FINETUNE_LEARNING_RATE, pooling=None, out_dir=defaults.OUT_DIR, name=None, work_dir=None,
              patience=defaults.FINETUNE_PATIENCE, seed=defaults.SEED, strategy="default", steps_per_epoch=None, bucketing=True, export=True, keep=None, restart=False,
              verbose=1, allow_pickle=False, labels=None, **task_options):
@@ -56,11 +64,13 @@ def finetune(train, dev, model=None, text_columns=("text",), label_column="label
         model: str. Checkpoint to start from. Defaults to "minilm-l6-uncased".
         text_columns: one column name, or two for sentence pairs. Defaults to ("text",).
         label_column: str. Defaults to "label".
-        task: str. "classification", "multi_label" or "regression"; or "token-classification", which
-            takes CoNLL or JSONL files of tagged words (see `tfbert.jobs.finetune_tagger.finetune_tagger`,
-            which also lists its own options, passed through `**task_options`).
-        epochs, batch_size, max_length, learning_rate: the usual. Defaults 4, 32, 128 (256 for
-            token classification), 1e-4.
+        task: str. "classification", "multi_label" or "regression"; "token-classification", which
+            takes CoNLL or JSONL files of tagged words (`tfbert.jobs.finetune_tagger.finetune_tagger`);
+            or "question-answering", which takes SQuAD JSON or JSONL files
+            (`tfbert.jobs.finetune_qa.finetune_qa`). Those two list their own options, passed through
+            `**task_options`.
+        epochs, batch_size, max_length, learning_rate: the usual. Defaults 4, 32, 128, 1e-4 (for token
+            classification 4, 16, 256, 1e-4; for question answering 2, 16, 384, 1e-4).
         pooling: str. "pooled", "cls" or "mean". Defaults to the checkpoint's (see build_classifier).
         out_dir: str. Where the export goes: out_dir/name/<version>. Defaults to "saved_models".
         name: str. Model name. Defaults to the training file's folder (or stem).
@@ -80,6 +90,10 @@ def finetune(train, dev, model=None, text_columns=("text",), label_column="label
         is also saved in Hugging Face layout at out_dir/name/transformers (`transformers_path`).
     """
     check_choice("task", task, defaults.FINETUNE_TASKS)
+    foreign = sorted(set(task_options) - TASK_OPTIONS.get(task, set()))
+    if foreign:
+        owners = [name for name, options in TASK_OPTIONS.items() if foreign[0] in options]
+        raise TfbertError(f"{', '.join(foreign)} apply to {' or '.join(owners) or 'no task'}, not to task={task!r}.")
     if task == "token-classification":
         if pooling is not None or labels is not None or isinstance(train, tf.data.Dataset):
             raise TfbertError("token classification reads tagged files (CoNLL or JSONL) and has no pooling or labels "
@@ -89,8 +103,17 @@ def finetune(train, dev, model=None, text_columns=("text",), label_column="label
                                patience=patience, seed=seed, strategy=strategy, steps_per_epoch=steps_per_epoch,
                                bucketing=bucketing, export=export, keep=keep, restart=restart, verbose=verbose,
                                allow_pickle=allow_pickle, **task_options)
-    if task_options:
-        raise TfbertError(f"{', '.join(sorted(task_options))} apply to token classification, not to task={task!r}.")
+    if task == "question-answering":
+        if pooling is not None or labels is not None or isinstance(train, tf.data.Dataset):
+            raise TfbertError("question answering reads SQuAD JSON or JSONL files and has no pooling or labels "
+                              "option; for your own tf.data, build the model with tfbert.build_question_answerer.")
+        return finetune_qa(train, dev, model=model, epochs=epochs, batch_size=batch_size, max_length=max_length,
+                           learning_rate=learning_rate, out_dir=out_dir, name=name, work_dir=work_dir,
+                           patience=patience, seed=seed, strategy=strategy, steps_per_epoch=steps_per_epoch,
+                           bucketing=bucketing, export=export, keep=keep, restart=restart, verbose=verbose,
+                           allow_pickle=allow_pickle, **task_options)
+    epochs = defaults.FINETUNE_EPOCHS if epochs is None else epochs
+    batch_size = defaults.BATCH_SIZE if batch_size is None else batch_size
     from_datasets = isinstance(train, tf.data.Dataset)
     if from_datasets:
         if labels is None and task != "regression":

@@ -9,6 +9,7 @@
     optimization.py   create_optimizer: AdamW, warm-up, linear decay
     classifier.py     BertClassifier, build_classifier, save_classifier, load_classifier
     token_classifier.py  BertTokenClassifier, build_token_classifier (transformers' TFBertForTokenClassification)
+    question_answerer.py BertQuestionAnswerer, build_question_answerer (transformers' TFBertForQuestionAnswering)
     transformers_layout.py  save_transformers: fine-tuned models as Hugging Face folders for PyTorch
     pretrainer.py     BertPretrainer (masked LM + next-sentence prediction), save_pretrained
     surgery.py        add_tokens, prune_heads

@@ -3,6 +3,7 @@ PyTorch classes, its pipelines and `tfbert export` load.
 
     BertClassifier, pooling "pooled"  -> BertForSequenceClassification
     BertTokenClassifier               -> BertForTokenClassification
+    BertQuestionAnswerer              -> BertForQuestionAnswering
 
 The folder holds config.json (with `architectures`, `id2label`, `label2id`), model.safetensors under
 PyTorch names, vocab.txt and tokenizer_config.json. A classifier with "mean" or "cls" pooling has no
@@ -15,6 +16,7 @@ from transformers import BertConfig
 from tfbert.checkpoints.writer import write_checkpoint
 from tfbert.errors import TfbertError
 from tfbert.models.classifier import BertClassifier
+from tfbert.models.question_answerer import BertQuestionAnswerer
 from tfbert.models.token_classifier import BertTokenClassifier, config_with_labels
 from tfbert.models.weights import pytorch_state_dict
 
@@ -43,11 +45,16 @@ def _token_classifier_checkpoint(model):
     return BertConfig.from_dict(model.tagger.config.to_dict()), pytorch_state_dict(model.tagger), "BertForTokenClassification"
 
 
+def _question_answerer_checkpoint(model):
+    predictor = model.span_predictor
+    return BertConfig.from_dict(predictor.config.to_dict()), pytorch_state_dict(predictor), "BertForQuestionAnswering"
+
+
 def save_transformers(model, folder):
     """Writes a fine-tuned model as a Hugging Face checkpoint folder (see the module docstring); returns it.
 
     Args:
-        model: BertClassifier (with "pooled" pooling) or BertTokenClassifier.
+        model: BertClassifier (with "pooled" pooling), BertTokenClassifier or BertQuestionAnswerer.
         folder: str. Created if missing; files already there are replaced.
 
     Raises:
@@ -57,7 +64,9 @@ def save_transformers(model, folder):
         config, state, architecture = _classifier_checkpoint(model)
     elif isinstance(model, BertTokenClassifier):
         config, state, architecture = _token_classifier_checkpoint(model)
+    elif isinstance(model, BertQuestionAnswerer):
+        config, state, architecture = _question_answerer_checkpoint(model)
     else:
-        raise TfbertError(f"save_transformers takes a model from tfbert.build_classifier or build_token_classifier; "
-                          f"received {type(model).__name__}.")
+        raise TfbertError(f"save_transformers takes a model from tfbert.build_classifier, build_token_classifier or "
+                          f"build_question_answerer; received {type(model).__name__}.")
     return write_checkpoint(folder, config, model.tokenizer, state, [architecture])

@@ -42,6 +42,22 @@ def _remove_abandoned(base_dir):
             shutil.rmtree(path, ignore_errors=True)
 
 
+def check_version_free(base_dir, version, overwrite=False):
+    """The version folder base_dir/<version>, checked before any work: a positive int, and free unless
+    `overwrite`.
+
+    Raises:
+        TfbertError: the version is not a positive int, or exists and overwrite is False.
+    """
+    check_positive_int("version", version, "TF Serving's version folders")
+    target = pathlib.Path(base_dir) / str(version)
+    if target.exists() and not overwrite:
+        raise TfbertError(
+            f"{target} already exists; pick another version (--version), or pass --overwrite / overwrite=True to replace it."
+        )
+    return target
+
+
 def export_saved_model(model, base_dir, version=None, overwrite=False, keep=None, warmup=True):
     """Writes `model` (from `build_encoder` or `build_classifier`) as a SavedModel to `base_dir/<version>`.
 
@@ -71,13 +87,8 @@ def export_saved_model(model, base_dir, version=None, overwrite=False, keep=None
     base_dir = pathlib.Path(base_dir)
     if version is None:
         version = (existing_versions(base_dir) or [0])[-1] + 1
-    check_positive_int("version", version, "TF Serving's version folders")
     check_positive_int("keep", keep, "versions to keep", allow_none=True)
-    target = base_dir / str(version)
-    if target.exists() and not overwrite:
-        raise TfbertError(
-            f"{target} already exists; pick another version (--version), or pass --overwrite / overwrite=True to replace it."
-        )
+    target = check_version_free(base_dir, version, overwrite)
     base_dir.mkdir(parents=True, exist_ok=True)
     _remove_abandoned(base_dir)
     staging = pathlib.Path(tempfile.mkdtemp(dir=base_dir, prefix=f".tmp-{version}-{os.getpid()}-"))
