@@ -70,6 +70,11 @@ class ClassifierHead(tf_keras.layers.Layer):
             name="logits",
         )
 
+    @property
+    def dense(self):
+        """The dense layer that makes the logits (its kernel is [hidden, outputs])."""
+        return self._dense
+
     def call(self, inputs, training=None):
         return self._dense(self._dropout(self._pooling(inputs), training=training))
 

@@ -35,7 +35,7 @@ def _classifier_checkpoint(model):
     config = config_with_labels(model.bert.config, labels)
     config.problem_type = PROBLEM_TYPES[head.task]
     config.classifier_dropout = head.dropout
-    kernel, bias = head._dense.kernel.numpy(), head._dense.bias.numpy()
+    kernel, bias = head.dense.kernel.numpy(), head.dense.bias.numpy()
     state = {**pytorch_state_dict(model.bert), "classifier.weight": np.ascontiguousarray(kernel.T),
              "classifier.bias": np.ascontiguousarray(bias)}
     return config, state, "BertForSequenceClassification"
