@@ -32,7 +32,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-from finetune_wnut17 import parse_configs  # noqa: E402
+from finetune_debian import parse_configs  # noqa: E402
 from machine import machine_info  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]

@@ -30,6 +30,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
+from finetune_debian import parse_configs  # noqa: E402
 from machine import machine_info  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -141,18 +142,6 @@ def summary(runs):
             "precision_mean": float(np.mean([run["precision"] for run in runs])),
             "recall_mean": float(np.mean([run["recall"] for run in runs])),
             "wall_seconds_mean": float(np.mean([run["wall_seconds"] for run in runs])), "runs": runs}
-
-
-def parse_configs(text):
-    """ "learning_rate=5e-5,batch_size=8;epochs=5" -> [{"learning_rate": 5e-05, "batch_size": 8}, {"epochs": 5}]"""
-    configs = []
-    for part in filter(None, (p.strip() for p in text.split(";"))):
-        config = {}
-        for item in part.split(","):
-            key, value = item.split("=")
-            config[key.strip()] = int(value) if value.strip().isdigit() else float(value)
-        configs.append(config)
-    return configs
 
 
 def main():

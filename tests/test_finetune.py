@@ -41,6 +41,23 @@ def finetune_command(tiny_checkpoint, data_dir, out_dir, *extra):
             "--patience", "3", *extra]
 
 
+def kill_after_first_epoch(command, env, work):
+    """Runs a finetune command and kills it (SIGKILL) once epoch 1 is finished: its state and its backup
+    checkpoint are on disk in `work`. Returns the killed run's output."""
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and process.poll() is None:
+        state = work / "state.json"
+        if state.is_file() and list((work / "backup").rglob("checkpoint")):
+            if len(json.loads(state.read_text())["history"]) == 1:
+                process.send_signal(signal.SIGKILL)
+                break
+        time.sleep(0.05)
+    output = process.communicate()[0]
+    assert process.returncode == -signal.SIGKILL, output[-3000:]
+    return output
+
+
 @pytest.mark.slow  # minutes of subprocess training; runs in the suite and in CI
 def test_killed_run_resumes_after_its_last_finished_epoch(tmp_path, tiny_checkpoint):
     data_dir = tmp_path / "debian-sections"
@@ -52,18 +69,7 @@ def test_killed_run_resumes_after_its_last_finished_epoch(tmp_path, tiny_checkpo
     env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
     work = out / ".finetune" / "debian-sections"
 
-    # Kill the run once epoch 1 is finished: its state and its backup checkpoint are on disk.
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline and process.poll() is None:
-        state = work / "state.json"
-        if state.is_file() and list((work / "backup").rglob("checkpoint")):
-            if len(json.loads(state.read_text())["history"]) == 1:
-                process.send_signal(signal.SIGKILL)
-                break
-        time.sleep(0.05)
-    first_output = process.communicate()[0]
-    assert process.returncode == -signal.SIGKILL, first_output[-3000:]
+    first_output = kill_after_first_epoch(command, env, work)
     assert "Epoch 1/3" in first_output and "Epoch 3/3" not in first_output
     assert not out.joinpath("debian-sections").exists()  # nothing exported yet
     epoch_one = json.loads((work / "state.json").read_text())["history"][0]

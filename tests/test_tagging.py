@@ -3,10 +3,8 @@ makes them, the Hugging Face layout save, and `tfbert finetune --task token-clas
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -15,6 +13,7 @@ import tensorflow as tf
 from conftest import run_python, shared_file
 from test_classifier import without_build_config
 from test_cli import assert_one_line_error, tfbert
+from test_finetune import kill_after_first_epoch
 from tfbert.errors import TfbertError
 from tfbert.jobs.entity_scores import entity_spans, score_entities
 from tfbert.jobs.tagged_text import encode_tags, read_tagged, tag_names
@@ -291,17 +290,7 @@ def test_tagger_finetune_resumes_exports_and_saves_for_transformers(tmp_path, ti
     env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
     work = out / ".finetune" / "wnut17"
 
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline and process.poll() is None:
-        state = work / "state.json"
-        if state.is_file() and list((work / "backup").rglob("checkpoint")):
-            if len(json.loads(state.read_text())["history"]) == 1:
-                process.send_signal(signal.SIGKILL)
-                break
-        time.sleep(0.05)
-    first_output = process.communicate()[0]
-    assert process.returncode == -signal.SIGKILL, first_output[-3000:]
+    first_output = kill_after_first_epoch(command, env, work)
     assert "val_entity_f1" in first_output  # the progress bar shows the dev metric
 
     resumed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)

@@ -3,6 +3,7 @@
 import os
 
 import tensorflow as tf
+import tf_keras
 
 from tfbert.defaults import STRATEGIES
 from tfbert.errors import TfbertError
@@ -30,3 +31,11 @@ def is_chief(strategy):
         return True
     return resolver.task_type in ("chief", None) or (resolver.task_type == "worker" and resolver.task_id == 0
                                                     and "chief" not in resolver.cluster_spec().as_dict())
+
+
+def seeded_strategy(seed, strategy="default"):
+    """Seeds Keras (weights of new heads, dropout, shuffling) and makes the strategy; returns (strategy,
+    whether this process is the chief). `strategy` is a name of `make_strategy` or a tf.distribute strategy."""
+    tf_keras.utils.set_random_seed(seed)
+    strategy = make_strategy(strategy) if isinstance(strategy, str) else strategy
+    return strategy, is_chief(strategy)

@@ -11,13 +11,12 @@ import math
 import pathlib
 
 import tensorflow as tf
-import tf_keras
 
 from tfbert import defaults
 from tfbert.errors import TfbertError, check_choice
 from tfbert.jobs import examples
 from tfbert.jobs.batching import make_dataset, token_lengths
-from tfbert.jobs.distribution import is_chief, make_strategy
+from tfbert.jobs.distribution import seeded_strategy
 from tfbert.jobs.finetune_qa import finetune_qa
 from tfbert.jobs.finetune_tagger import finetune_tagger
 from tfbert.jobs.training_run import (TRANSFORMERS_FOLDER, FinetuneResult, WorkFolder, for_strategy, replace_folder,
@@ -30,7 +29,12 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["FinetuneResult", "finetune"]
 
-# The options of the tasks trained elsewhere, passed through finetune's **task_options.
+# The tasks trained elsewhere: (their run, what they read, their model builder).
+TASK_RUNS = {
+    "token-classification": (finetune_tagger, "tagged files (CoNLL or JSONL)", "build_token_classifier"),
+    "question-answering": (finetune_qa, "SQuAD JSON or JSONL files", "build_question_answerer"),
+}
+# Their options, passed through finetune's **task_options.
 TASK_OPTIONS = {
     "token-classification": {"tag_scheme", "label_all_tokens", "aggregation_strategy"},
     "question-answering": {"doc_stride", "max_question_length", "max_answer_length", "max_windows",
@@ -94,24 +98,15 @@ def finetune(train, dev, model=None, text_columns=("text",), label_column="label
     if foreign:
         owners = [name for name, options in TASK_OPTIONS.items() if foreign[0] in options]
         raise TfbertError(f"{', '.join(foreign)} apply to {' or '.join(owners) or 'no task'}, not to task={task!r}.")
-    if task == "token-classification":
+    if task in TASK_RUNS:
+        run, reads, builder = TASK_RUNS[task]
         if pooling is not None or labels is not None or isinstance(train, tf.data.Dataset):
-            raise TfbertError("token classification reads tagged files (CoNLL or JSONL) and has no pooling or labels "
-                              "option; for your own tf.data, build the model with tfbert.build_token_classifier.")
-        return finetune_tagger(train, dev, model=model, epochs=epochs, batch_size=batch_size, max_length=max_length,
-                               learning_rate=learning_rate, out_dir=out_dir, name=name, work_dir=work_dir,
-                               patience=patience, seed=seed, strategy=strategy, steps_per_epoch=steps_per_epoch,
-                               bucketing=bucketing, export=export, keep=keep, restart=restart, verbose=verbose,
-                               allow_pickle=allow_pickle, **task_options)
-    if task == "question-answering":
-        if pooling is not None or labels is not None or isinstance(train, tf.data.Dataset):
-            raise TfbertError("question answering reads SQuAD JSON or JSONL files and has no pooling or labels "
-                              "option; for your own tf.data, build the model with tfbert.build_question_answerer.")
-        return finetune_qa(train, dev, model=model, epochs=epochs, batch_size=batch_size, max_length=max_length,
-                           learning_rate=learning_rate, out_dir=out_dir, name=name, work_dir=work_dir,
-                           patience=patience, seed=seed, strategy=strategy, steps_per_epoch=steps_per_epoch,
-                           bucketing=bucketing, export=export, keep=keep, restart=restart, verbose=verbose,
-                           allow_pickle=allow_pickle, **task_options)
+            raise TfbertError(f"{task} reads {reads} and has no pooling or labels option; for your own tf.data, "
+                              f"build the model with tfbert.{builder}.")
+        return run(train, dev, model=model, epochs=epochs, batch_size=batch_size, max_length=max_length,
+                   learning_rate=learning_rate, out_dir=out_dir, name=name, work_dir=work_dir, patience=patience,
+                   seed=seed, strategy=strategy, steps_per_epoch=steps_per_epoch, bucketing=bucketing, export=export,
+                   keep=keep, restart=restart, verbose=verbose, allow_pickle=allow_pickle, **task_options)
     epochs = defaults.FINETUNE_EPOCHS if epochs is None else epochs
     batch_size = defaults.BATCH_SIZE if batch_size is None else batch_size
     from_datasets = isinstance(train, tf.data.Dataset)
@@ -136,9 +131,7 @@ def finetune(train, dev, model=None, text_columns=("text",), label_column="label
     else:
         features_spec = train.element_spec[0]
         text_pair = isinstance(features_spec, dict) and "text_pair" in features_spec
-    tf_keras.utils.set_random_seed(seed)
-    strategy = make_strategy(strategy) if isinstance(strategy, str) else strategy
-    chief = is_chief(strategy)
+    strategy, chief = seeded_strategy(seed, strategy)
     with strategy.scope():
         classifier = build_classifier(model, labels=labels, task=task, pooling=pooling, text_pair=text_pair,
                                       max_length=max_length, allow_pickle=allow_pickle)

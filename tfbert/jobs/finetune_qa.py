@@ -8,21 +8,15 @@ Hugging Face folder (`BertForQuestionAnswering`), which the export is built from
 
 import logging
 import math
-import pathlib
-import shutil
-
-import tf_keras
 
 from tfbert import defaults
 from tfbert.errors import check_positive_int
-from tfbert.jobs.distribution import is_chief, make_strategy
+from tfbert.jobs.distribution import seeded_strategy
 from tfbert.jobs.qa_features import SquadScoresCallback, qa_dataset, qa_windows
 from tfbert.jobs.squad import read_squad
-from tfbert.jobs.training_run import TRANSFORMERS_FOLDER, WorkFolder, for_strategy, replace_folder, run_name
+from tfbert.jobs.training_run import WorkFolder, for_strategy, run_name
 from tfbert.models.question_answerer import build_question_answerer
 from tfbert.models.transformers_layout import save_transformers
-from tfbert.serving.export import export_saved_model
-from tfbert.serving.task_export import build_task_module
 
 logger = logging.getLogger(__name__)
 
@@ -63,9 +57,7 @@ def finetune_qa(train, dev, model=None, doc_stride=defaults.QA_DOC_STRIDE, max_q
     if work.finished:
         return work.result(MONITOR)
 
-    tf_keras.utils.set_random_seed(seed)
-    strategy = make_strategy(strategy) if isinstance(strategy, str) else strategy
-    chief = is_chief(strategy)
+    strategy, chief = seeded_strategy(seed, strategy)
     options = dict(doc_stride=doc_stride, max_answer_len=max_answer_length, max_question_length=max_question_length,
                    max_windows=max_windows, handle_impossible_answer=bool(handle_impossible_answer))
     with strategy.scope():
@@ -92,11 +84,7 @@ def finetune_qa(train, dev, model=None, doc_stride=defaults.QA_DOC_STRIDE, max_q
 
     export_path = transformers_path = None
     if chief and export and work.state["best_epoch"]:
-        best = work.best_folder()
-        module = build_task_module(str(best), "question-answering", max_length=answerer.tokenizer.max_length,
-                                   top_k=1, **options)
-        export_path = export_saved_model(module, pathlib.Path(out_dir) / name, keep=keep)
-        transformers_path = replace_folder(pathlib.Path(out_dir) / name / TRANSFORMERS_FOLDER,
-                                           lambda folder: shutil.copytree(best, folder, dirs_exist_ok=True))
+        export_path, transformers_path = work.export_best(out_dir, name, keep, "question-answering",
+                                                          max_length=answerer.tokenizer.max_length, top_k=1, **options)
     work.finish(chief, export_path, transformers_path)
     return work.result(monitor, answerer, resumed)

@@ -9,21 +9,15 @@ transformers folder and PyTorch all serve the same weights.
 
 import logging
 import math
-import pathlib
-import shutil
-
-import tf_keras
 
 from tfbert import defaults
 from tfbert.errors import check_choice
-from tfbert.jobs.distribution import is_chief, make_strategy
+from tfbert.jobs.distribution import seeded_strategy
 from tfbert.jobs.tagged_text import encode_tags, read_tagged, tag_names
 from tfbert.jobs.tagging import EntityScoresCallback, tagging_dataset, tagging_features
-from tfbert.jobs.training_run import TRANSFORMERS_FOLDER, WorkFolder, for_strategy, replace_folder, run_name
+from tfbert.jobs.training_run import WorkFolder, for_strategy, run_name
 from tfbert.models.token_classifier import build_token_classifier
 from tfbert.models.transformers_layout import save_transformers
-from tfbert.serving.export import export_saved_model
-from tfbert.serving.task_export import build_task_module
 
 logger = logging.getLogger(__name__)
 
@@ -66,9 +60,7 @@ def finetune_tagger(train, dev, model=None, tag_scheme="iob2", label_all_tokens=
     if work.finished:
         return work.result(MONITOR)
 
-    tf_keras.utils.set_random_seed(seed)
-    strategy = make_strategy(strategy) if isinstance(strategy, str) else strategy
-    chief = is_chief(strategy)
+    strategy, chief = seeded_strategy(seed, strategy)
     with strategy.scope():
         tagger = build_token_classifier(model, labels, max_length=max_length, allow_pickle=allow_pickle)
         features = tagging_features(tagger.tokenizer, train_sentences.words, train_ids, labels, label_all_tokens)
@@ -90,12 +82,9 @@ def finetune_tagger(train, dev, model=None, tag_scheme="iob2", label_all_tokens=
 
     export_path = transformers_path = None
     if chief and export and work.state["best_epoch"]:
-        best = work.best_folder()
-        module = build_task_module(str(best), "token-classification", max_length=tagger.tokenizer.max_length,
-                                   aggregation_strategy=aggregation_strategy)
-        export_path = export_saved_model(module, pathlib.Path(out_dir) / name, keep=keep)
-        transformers_path = replace_folder(pathlib.Path(out_dir) / name / TRANSFORMERS_FOLDER,
-                                           lambda folder: shutil.copytree(best, folder, dirs_exist_ok=True))
+        export_path, transformers_path = work.export_best(out_dir, name, keep, "token-classification",
+                                                          max_length=tagger.tokenizer.max_length,
+                                                          aggregation_strategy=aggregation_strategy)
     work.finish(chief, export_path, transformers_path)
     return work.result(monitor, tagger, resumed)
 

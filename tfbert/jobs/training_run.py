@@ -24,6 +24,8 @@ import tf_keras
 
 from tfbert.files import write_json
 from tfbert.jobs.best_epoch import STATE_FILE, BestEpoch
+from tfbert.serving.export import export_saved_model
+from tfbert.serving.task_export import build_task_module
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +116,20 @@ class WorkFolder:
                   verbose=verbose)
         self.state = best.state
         return resumed
+
+    def export_best(self, out_dir, name, keep, task, **options):
+        """Exports the best epoch's Hugging Face folder as a task export (`build_task_module(folder, task,
+        **options)`) to out_dir/name/<version>, and copies the folder to out_dir/name/transformers.
+
+        Returns:
+            (export path, transformers folder).
+        """
+        best = self.best_folder()
+        export_path = export_saved_model(build_task_module(str(best), task, **options), pathlib.Path(out_dir) / name,
+                                         keep=keep)
+        transformers_path = replace_folder(pathlib.Path(out_dir) / name / TRANSFORMERS_FOLDER,
+                                           lambda folder: shutil.copytree(best, folder, dirs_exist_ok=True))
+        return export_path, transformers_path
 
     def finish(self, chief, export_path=None, transformers_path=None):
         """Marks the run finished, with where its export and Hugging Face folder went; drops the backup."""

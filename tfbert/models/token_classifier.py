@@ -19,9 +19,9 @@ from tfbert.checkpoints.checkpoint import load_checkpoint
 from tfbert.defaults import FINETUNE_LEARNING_RATE, TAGGER_MAX_LENGTH
 from tfbert.errors import TfbertError
 from tfbert.models.backbone import KerasConfigMixin
+from tfbert.models.encoder import RawTextModel
 from tfbert.models.optimization import create_optimizer
 from tfbert.models.weights import load_weights
-from tfbert.text.tokenizer import BertTokenizerLayer
 
 IGNORED = -100  # the label of tokens the loss skips (transformers' ignore_index)
 TOKENIZER_LAYER = "tokenizer"
@@ -67,20 +67,14 @@ class MaskedAccuracy(tf_keras.metrics.Metric):
 
 
 @tf_keras.saving.register_keras_serializable(package="tfbert")
-class BertTokenClassifier(tf_keras.Model):
-    """The functional model `build_token_classifier` returns: "text" (string [batch]) -> logits [batch, seq, tags]."""
-
-    checkpoint_name = None  # str: the checkpoint it was built from
-
-    @property
-    def tokenizer(self):
-        """The `BertTokenizerLayer`."""
-        return next(layer for layer in self.layers if isinstance(layer, BertTokenizerLayer))
+class BertTokenClassifier(RawTextModel):
+    """The functional model `build_token_classifier` returns: "text" (string [batch]) -> logits [batch, seq, tags].
+    Its BERT is inside `tagger`, transformers' task model, so `bert` (a BertBackbone) is not available."""
 
     @property
     def tagger(self):
         """The `BertTagger` (a transformers `TFBertForTokenClassification`)."""
-        return next(layer for layer in self.layers if isinstance(layer, BertTagger))
+        return self._layer_of_type(BertTagger)
 
     @property
     def labels(self):
@@ -107,17 +101,6 @@ class BertTokenClassifier(tf_keras.Model):
         if isinstance(metrics, str) and metrics == "auto":
             metrics = [MaskedAccuracy()]
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
-
-    def get_config(self):
-        return {**super().get_config(), "checkpoint_name": self.checkpoint_name}
-
-    @classmethod
-    def from_config(cls, config, custom_objects=None):
-        config = dict(config)
-        checkpoint_name = config.pop("checkpoint_name", None)
-        model = super().from_config(config, custom_objects)
-        model.checkpoint_name = checkpoint_name
-        return model
 
 
 def wire_token_classifier(tokenizer, tagger, checkpoint_name=None):
