@@ -33,6 +33,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 from finetune_debian import parse_configs  # noqa: E402
+from finetune_wnut17 import train_like_trainer  # noqa: E402
 from machine import machine_info  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -40,9 +41,8 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 def pytorch_recipe(seed, train, dev, out_dir, epochs=3, batch_size=8, learning_rate=5e-5, max_length=384, stride=128):
     """transformers' question-answering recipe with Trainer's defaults, in a plain PyTorch loop."""
-    import numpy as np
     import torch
-    from transformers import BertForQuestionAnswering, BertTokenizerFast, get_linear_schedule_with_warmup, pipeline
+    from transformers import BertForQuestionAnswering, BertTokenizerFast, pipeline
 
     from tfbert.checkpoints.checkpoint import load_checkpoint
 
@@ -77,31 +77,20 @@ def pytorch_recipe(seed, train, dev, out_dir, epochs=3, batch_size=8, learning_r
                     token_end -= 1
                 end_position = token_end + 1
         rows.append((input_ids, encoded["token_type_ids"][i], start_position, end_position))
-    steps = epochs * -(-len(rows) // batch_size)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, eps=1e-8, weight_decay=0.0)
-    schedule = get_linear_schedule_with_warmup(optimizer, 0, steps)
-    generator = np.random.default_rng(seed)
-    model.train()
-    for _ in range(epochs):
-        order = generator.permutation(len(rows))
-        for begin in range(0, len(order), batch_size):
-            batch = [rows[i] for i in order[begin:begin + batch_size]]
-            longest = max(len(ids) for ids, _, _, _ in batch)
-            ids = torch.zeros(len(batch), longest, dtype=torch.long)
-            types = torch.zeros_like(ids)
-            mask = torch.zeros_like(ids)
-            for row, (input_ids, token_types, _, _) in enumerate(batch):
-                ids[row, :len(input_ids)] = torch.tensor(input_ids)
-                types[row, :len(input_ids)] = torch.tensor(token_types)
-                mask[row, :len(input_ids)] = 1
-            loss = model(input_ids=ids, token_type_ids=types, attention_mask=mask,
-                         start_positions=torch.tensor([r[2] for r in batch]),
-                         end_positions=torch.tensor([r[3] for r in batch])).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            schedule.step()
-            optimizer.zero_grad()
+    def loss(batch):
+        longest = max(len(ids) for ids, _, _, _ in batch)
+        ids = torch.zeros(len(batch), longest, dtype=torch.long)
+        types = torch.zeros_like(ids)
+        mask = torch.zeros_like(ids)
+        for row, (input_ids, token_types, _, _) in enumerate(batch):
+            ids[row, :len(input_ids)] = torch.tensor(input_ids)
+            types[row, :len(input_ids)] = torch.tensor(token_types)
+            mask[row, :len(input_ids)] = 1
+        return model(input_ids=ids, token_type_ids=types, attention_mask=mask,
+                     start_positions=torch.tensor([r[2] for r in batch]),
+                     end_positions=torch.tensor([r[3] for r in batch])).loss
+
+    steps = train_like_trainer(model, rows, loss, seed, epochs, batch_size, learning_rate)
     wall = time.perf_counter() - start
     model.eval()
     saved = pathlib.Path(out_dir) / "recipe"

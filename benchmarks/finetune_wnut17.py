@@ -37,11 +37,34 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 DATA = pathlib.Path(os.environ.get("TFBERT_SHARED", REPO.parent / "shared")) / "data" / "wnut17"
 
 
-def pytorch_recipe(seed, train, dev, labels, epochs=3, batch_size=8, learning_rate=5e-5, max_length=256):
-    """transformers' token-classification recipe with Trainer's defaults, in a plain PyTorch loop."""
+def train_like_trainer(model, rows, loss, seed, epochs, batch_size, learning_rate):
+    """transformers `Trainer`'s default loop: shuffled batches, AdamW (no weight decay, eps 1e-8), linear
+    decay to 0 without warm-up, gradient norm clipped at 1.0. `loss(batch_rows)` returns the batch's loss.
+    Returns the number of optimizer steps."""
     import numpy as np
     import torch
-    from transformers import BertForTokenClassification, BertTokenizerFast, get_linear_schedule_with_warmup
+    from transformers import get_linear_schedule_with_warmup
+
+    steps = epochs * -(-len(rows) // batch_size)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, eps=1e-8, weight_decay=0.0)
+    schedule = get_linear_schedule_with_warmup(optimizer, 0, steps)
+    generator = np.random.default_rng(seed)
+    model.train()
+    for _ in range(epochs):
+        order = generator.permutation(len(rows))
+        for begin in range(0, len(order), batch_size):
+            loss([rows[i] for i in order[begin:begin + batch_size]]).backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad()
+    return steps
+
+
+def pytorch_recipe(seed, train, dev, labels, epochs=3, batch_size=8, learning_rate=5e-5, max_length=256):
+    """transformers' token-classification recipe with Trainer's defaults, in a plain PyTorch loop."""
+    import torch
+    from transformers import BertForTokenClassification, BertTokenizerFast
 
     from tfbert.checkpoints.checkpoint import load_checkpoint
     from tfbert.jobs.entity_scores import score_entities
@@ -80,21 +103,11 @@ def pytorch_recipe(seed, train, dev, labels, epochs=3, batch_size=8, learning_ra
 
     train_rows = encode(train, encode_tags(train, labels))
     dev_rows = encode(dev, encode_tags(dev, labels))
-    steps = epochs * -(-len(train_rows) // batch_size)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, eps=1e-8, weight_decay=0.0)
-    schedule = get_linear_schedule_with_warmup(optimizer, 0, steps)
-    generator = np.random.default_rng(seed)
-    model.train()
-    for _ in range(epochs):
-        order = generator.permutation(len(train_rows))
-        for begin in range(0, len(order), batch_size):
-            input_ids, mask, batch_labels = collate([train_rows[i] for i in order[begin:begin + batch_size]])
-            loss = model(input_ids=input_ids, attention_mask=mask, labels=batch_labels).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            schedule.step()
-            optimizer.zero_grad()
+    def loss(rows):
+        input_ids, mask, batch_labels = collate(rows)
+        return model(input_ids=input_ids, attention_mask=mask, labels=batch_labels).loss
+
+    steps = train_like_trainer(model, train_rows, loss, seed, epochs, batch_size, learning_rate)
     model.eval()
     predicted = []
     with torch.no_grad():
