@@ -10,12 +10,12 @@ model always learns IOB2 tags; the entities, and so the scores, are the same.
 """
 
 import dataclasses
-import json
 import pathlib
 
 from tfbert.defaults import TAG_SCHEMES
 from tfbert.errors import TfbertError, check_choice
 from tfbert.jobs.entity_scores import OUTSIDE, split_tag
+from tfbert.jobs.records import read_records
 
 TAGGED_FORMATS = {".conll": "conll", ".txt": "conll", ".tsv": "conll", ".bio": "conll", ".iob": "conll",
                   ".jsonl": "jsonl", ".json": "jsonl"}
@@ -70,24 +70,17 @@ def _conll_sentences(path):
 
 
 def _jsonl_sentences(path):
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise TfbertError(f"{path}:{number}: not a JSON object ({e.msg}).") from e
-            if not isinstance(record, dict) or "tokens" not in record or "tags" not in record:
-                raise TfbertError(f"{path}:{number}: each line must be a JSON object with \"tokens\" and \"tags\" lists.")
-            words, tags = record["tokens"], record["tags"]
-            if not (isinstance(words, list) and isinstance(tags, list) and all(isinstance(w, str) for w in words)
-                    and all(isinstance(t, str) for t in tags)):
-                raise TfbertError(f"{path}:{number}: \"tokens\" and \"tags\" must be lists of strings (tag names, not ids).")
-            if len(words) != len(tags):
-                raise TfbertError(f"{path}:{number}: {len(words)} tokens but {len(tags)} tags.")
-            if words:
-                yield words, tags, [number] * len(words)
+    for number, record in read_records(path, "jsonl"):
+        if "tokens" not in record or "tags" not in record:
+            raise TfbertError(f"{path}:{number}: each line must be a JSON object with \"tokens\" and \"tags\" lists.")
+        words, tags = record["tokens"], record["tags"]
+        if not (isinstance(words, list) and isinstance(tags, list) and all(isinstance(w, str) for w in words)
+                and all(isinstance(t, str) for t in tags)):
+            raise TfbertError(f"{path}:{number}: \"tokens\" and \"tags\" must be lists of strings (tag names, not ids).")
+        if len(words) != len(tags):
+            raise TfbertError(f"{path}:{number}: {len(words)} tokens but {len(tags)} tags.")
+        if words:
+            yield words, tags, [number] * len(words)
 
 
 def check_tags(tags, scheme, where):
