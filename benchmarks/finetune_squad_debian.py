@@ -16,8 +16,12 @@ Both are scored with SQuAD's exact match and F1 (`tfbert.jobs.squad_metrics`). E
 recipe, then every tfbert setting. Wall time covers reading, windows, training, and (tfbert) the dev
 metric each epoch and the export; the recipe's covers training only, not its dev decoding.
 
+A seed takes about 50 minutes on 2 cores (the recipe about 30), so the seeds may come from separate
+invocations: `--resume` keeps the seeds already in --out (same data options) and runs the others.
+Every seed's recipe and tfbert runs come from one invocation, on one machine, which each run records.
+
 usage: python benchmarks/finetune_squad_debian.py [--seeds 0,1,2] [--configs "epochs=3;..."] [--skip-recipe]
-       [--train 4000] [--dev 600] [--unanswerable 0] [--out benchmarks/results/finetune_squad_debian.json]
+       [--train 4000] [--dev 600] [--unanswerable 0] [--resume] [--out benchmarks/results/finetune_squad_debian.json]
 """
 
 import argparse
@@ -142,8 +146,10 @@ def main():
     parser.add_argument("--train", type=int, default=4000)
     parser.add_argument("--dev", type=int, default=600)
     parser.add_argument("--unanswerable", type=float, default=0.0)
+    parser.add_argument("--resume", action="store_true", help="keep the seeds already in --out, run the others")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "finetune_squad_debian.json"))
     args = parser.parse_args()
+    data_args = {key: getattr(args, key) for key in ("train", "dev", "unanswerable")}
     seeds = [int(seed) for seed in args.seeds.split(",")]
     configs = parse_configs(args.configs) or [{}]
     with tempfile.TemporaryDirectory() as data_dir:
@@ -153,6 +159,20 @@ def main():
         train, dev = read_squad(train_path), read_squad(dev_path)
         report = {"machine": machine_info(), "args": vars(args), "data": {"train": len(train), "dev": len(dev)}}
         recipe, runs = [], {json.dumps(config, sort_keys=True): [] for config in configs}
+        if args.resume and pathlib.Path(args.out).exists():
+            earlier = json.loads(pathlib.Path(args.out).read_text(encoding="utf-8"))
+            if {key: earlier["args"][key] for key in data_args} != data_args:
+                sys.exit(f"{args.out} was made with other data options ({earlier['args']}); drop --resume or pass them.")
+            earlier_where = {key: value for key, value in earlier["machine"].items() if key in ("date", "cpu", "cpu_flags")}
+            recipe = [{"machine": earlier_where, **run} for run in earlier.get("pytorch_recipe", {}).get("runs", [])]
+            for key, summary_of_config in earlier.get("tfbert_finetune", {}).items():
+                runs.setdefault(key, []).extend({"machine": earlier_where, **run} for run in summary_of_config["runs"])
+            done = {run["seed"] for run in recipe} & {run["seed"] for values in runs.values() for run in values}
+            recipe = [run for run in recipe if run["seed"] in done]  # a seed half done runs again, whole
+            runs = {key: [run for run in values if run["seed"] in done] for key, values in runs.items()}
+            seeds = [seed for seed in seeds if seed not in done]
+            print(f"resuming: seeds {sorted(done)} kept, running {seeds}", flush=True)
+        where = {key: value for key, value in report["machine"].items() if key in ("date", "cpu", "cpu_flags")}
 
         def write(complete):
             if recipe:
@@ -166,14 +186,14 @@ def main():
                 if not args.skip_recipe:
                     print(f"PyTorch recipe, seed {seed} ...", flush=True)
                     predicted, facts = pytorch_recipe(seed, train, dev, out_dir)
-                    recipe.append({"seed": seed, **squad_scores(predicted, dev.answer_texts), **facts})
+                    recipe.append({"seed": seed, **squad_scores(predicted, dev.answer_texts), **facts, "machine": where})
                     print(f"  {recipe[-1]}", flush=True)
                     write(False)
                 for config in configs:
                     key = json.dumps(config, sort_keys=True)
                     print(f"tfbert {key}, seed {seed} ...", flush=True)
                     predicted, facts = tfbert_run(config, seed, train_path, dev_path, dev, f"{out_dir}/{len(runs[key])}")
-                    runs[key].append({"seed": seed, **squad_scores(predicted, dev.answer_texts), **facts})
+                    runs[key].append({"seed": seed, **squad_scores(predicted, dev.answer_texts), **facts, "machine": where})
                     print(f"  {runs[key][-1]}", flush=True)
                     write(False)
         write(True)
