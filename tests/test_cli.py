@@ -40,6 +40,13 @@ def test_export_then_embed_through_saved_model(tmp_path, tiny_checkpoint):
     assert "last_hidden_state: shape (1, 12, 32)" in result.stdout
     assert "pooled_output: shape (1, 32)" in result.stdout
 
+    result = tfbert("export", "--model", tiny_checkpoint, "--name", "tiny", "--out-dir", tmp_path, "--precision", "bfloat16")
+    assert result.returncode == 0 and result.stdout.strip() == str(tmp_path / "tiny" / "2"), result.stderr[-2000:]
+    result = tfbert("check-serving", tmp_path / "tiny")
+    assert result.returncode == 0 and "OK: TF Serving can run this export." in result.stdout, result.stderr[-2000:]
+    result = tfbert("embed", "--saved-model", tmp_path / "tiny", SEED_SENTENCE)
+    assert result.returncode == 0 and "last_hidden_state: shape (1, 12, 32)" in result.stdout, result.stderr[-2000:]
+
 
 def test_embed_in_process_model(tiny_checkpoint):
     result = tfbert("embed", "--model", tiny_checkpoint, SEED_SENTENCE, "a second text")

@@ -81,11 +81,12 @@ def _expected(encoder, tokenizer, bert, text, pair):
     encoded = encoder(text)
     encoded_pair = bert(**both)
     mask = tf.cast(single["attention_mask"], tf.float32)[:, :, None]
+    pair_mask = tf.cast(both["attention_mask"], tf.float32)[:, :, None]
     mean = tf.reduce_sum(encoded["last_hidden_state"] * mask, 1) / tf.reduce_sum(mask, 1)
-    values = {
-        "serving_default/last_hidden_state": encoded["last_hidden_state"],
+    values = {  # the export computes real tokens only: its padding positions are 0
+        "serving_default/last_hidden_state": encoded["last_hidden_state"] * mask,
         "serving_default/pooled_output": encoded["pooled_output"],
-        "encode_pair/last_hidden_state": encoded_pair.last_hidden_state,
+        "encode_pair/last_hidden_state": encoded_pair.last_hidden_state * pair_mask,
         "encode_pair/pooled_output": encoded_pair.pooler_output,
         "embed/sentence_embedding": tf.math.l2_normalize(mean, -1),
     }

@@ -77,7 +77,7 @@ def export(args):
         model = build_task_module(args.model, task, max_length=args.max_length, allow_pickle=args.allow_pickle,
                                   **_task_options(args, task))
     path = export_saved_model(model, base_dir, version=args.version, overwrite=args.overwrite, keep=args.keep,
-                              warmup=not args.no_warmup)
+                              warmup=not args.no_warmup, precision=args.precision)
     if args.models_config:
         print(f"updated {update_models_config(args.out_dir, serving_root=args.serving_root)}", file=sys.stderr)
     print(path)

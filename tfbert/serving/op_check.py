@@ -10,7 +10,7 @@ import json
 import pathlib
 
 import tensorflow_text  # noqa: F401 - registers its ops, so the running registry has them too
-from tensorflow.core.framework import op_def_pb2
+from tensorflow.core.framework import op_def_pb2, types_pb2
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow.python.client import pywrap_tf_session
 
@@ -20,6 +20,8 @@ from tfbert.serving.versions import SAVED_MODEL_FILE
 PYTHON_CALLBACK_OPS = frozenset({"PyFunc", "PyFuncStateless", "EagerPyFunc"})
 PREFERRED_TEXT_RELEASE = "2.12.1"  # tensorflow-text ops TF Serving has linked for years
 OP_TABLE_FILE = pathlib.Path(__file__).with_name("serving_ops.json")
+MATMUL_OPS = frozenset({"MatMul", "BatchMatMulV2", "BatchMatMulV3", "_FusedMatMul"})
+BFLOAT16_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
 
 
 def _release_key(version):
@@ -33,8 +35,8 @@ def op_table():
         return json.load(f)
 
 
-def export_ops(export_dir):
-    """{op type: count of nodes} over the export's graphs and function libraries."""
+def export_nodes(export_dir):
+    """Every NodeDef of the export's graphs and function libraries."""
     path = pathlib.Path(export_dir) / SAVED_MODEL_FILE
     if not path.is_file():
         raise TfbertError(f"{path} is missing: pass a SavedModel version folder, e.g. saved_models/minilm-l6-uncased/1.")
@@ -43,14 +45,35 @@ def export_ops(export_dir):
         proto.ParseFromString(path.read_bytes())
     except Exception as e:  # protobuf raises its own DecodeError, with no common base to name
         raise TfbertError(f"{path} is not a SavedModel protobuf: {e}") from e
-    counts = {}
+    nodes = []
     for meta_graph in proto.meta_graphs:
-        nodes = list(meta_graph.graph_def.node)
+        nodes.extend(meta_graph.graph_def.node)
         for function in meta_graph.graph_def.library.function:
             nodes.extend(function.node_def)
-        for node in nodes:
-            counts[node.op] = counts.get(node.op, 0) + 1
+    return nodes
+
+
+def export_ops(export_dir, nodes=None):
+    """{op type: count of nodes} over the export's graphs and function libraries."""
+    counts = {}
+    for node in nodes if nodes is not None else export_nodes(export_dir):
+        counts[node.op] = counts.get(node.op, 0) + 1
     return dict(sorted(counts.items()))
+
+
+def multiplies_in_bfloat16(nodes):
+    """Whether any matrix multiplication of the graph runs in bfloat16 (a `precision="bfloat16"` export)."""
+    return any(node.op in MATMUL_OPS and node.attr["T"].type == types_pb2.DT_BFLOAT16 for node in nodes)
+
+
+def cpu_bfloat16_flags(cpuinfo="/proc/cpuinfo"):
+    """The CPU's bfloat16 matrix instructions among AMX and AVX512-BF16 (from /proc/cpuinfo; None where unreadable)."""
+    try:
+        with open(cpuinfo, encoding="utf-8") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return None
+    return sorted(set(flags) & BFLOAT16_FLAGS)
 
 
 def _running_registry():
@@ -71,7 +94,12 @@ def check_serving(export_dir):
     text_ops, core_ops = table["tensorflow_text"]["ops"], table["tensorflow"]["ops"]
     registry = _running_registry()
     rows, problems, warnings = [], [], []
-    for op, nodes in export_ops(export_dir).items():
+    graph_nodes = export_nodes(export_dir)
+    if multiplies_in_bfloat16(graph_nodes) and cpu_bfloat16_flags() == []:
+        warnings.append("this export multiplies matrices in bfloat16, but this machine's CPU has neither AMX nor "
+                        "AVX512-BF16: it runs here, emulated, several times slower than a float32 export. Serve it on "
+                        "a CPU with AMX (Intel Xeon Sapphire Rapids or later), or export with --precision float32.")
+    for op, nodes in export_ops(export_dir, graph_nodes).items():
         row = {"op": op, "nodes": nodes, "library": None, "first_release": None}
         if op in PYTHON_CALLBACK_OPS:
             row["source"] = "python"

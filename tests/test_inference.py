@@ -1,0 +1,207 @@
+"""tfbert.models.inference: transformers' BERT inference in fewer ops equals transformers' own layers."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import TINY_BERT, debian_texts, run_python
+
+TOLERANCE = 1e-5
+
+
+def tiny_config(**overrides):
+    from transformers import BertConfig
+
+    return BertConfig(vocab_size=120, **{**TINY_BERT, **overrides})
+
+
+def batch(vocab_size=120, seed=0):
+    """Three rows: a pair with token types 0 then 1, a row padded after 5 tokens, a row of [CLS] [SEP]."""
+    ids = np.random.default_rng(seed).integers(1, vocab_size, (3, 11)).astype(np.int32)
+    mask = np.ones_like(ids)
+    mask[1, 5:] = 0
+    mask[2, 2:] = 0
+    types = np.zeros_like(ids)
+    types[0, 6:] = 1
+    return {"input_ids": tf.constant(ids), "attention_mask": tf.constant(mask), "token_type_ids": tf.constant(types)}
+
+
+def models():
+    """Built transformers TF BERT models of each shape the exports hold: with a pooler, pruned, without a pooler."""
+    from transformers import TFBertForMaskedLM
+
+    from tfbert.models.backbone import BertBackbone, build_bert, pruned_backbone
+
+    tf.keras.utils.set_random_seed(0)
+    backbone = build_bert(BertBackbone(tiny_config(), name="bert"))
+    return {"backbone": backbone,
+            "pruned": pruned_backbone(backbone, {0: [1, 3], 1: [0]}),
+            "masked-lm (no pooler)": build_bert(TFBertForMaskedLM(tiny_config(hidden_act="gelu_new")))}
+
+
+@pytest.fixture(scope="module")
+def tiny_models():
+    return models()
+
+
+@pytest.mark.parametrize("unpad", [True, False])
+@pytest.mark.parametrize("kind", ["backbone", "pruned", "masked-lm (no pooler)"])
+def test_inference_outputs_equal_transformers_layers(tiny_models, kind, unpad):
+    from tfbert.models.inference import inference_outputs
+
+    model, tokens = tiny_models[kind], batch()
+    expected = model.bert(**tokens, training=False)
+    sequence_output, pooled_output = inference_outputs(model.bert, **tokens, unpad=unpad)
+    mask = tokens["attention_mask"].numpy()[..., None]
+    real = np.abs((sequence_output.numpy() - expected.last_hidden_state.numpy()) * mask).max()
+    assert real <= TOLERANCE
+    if unpad:  # padding positions are not computed
+        assert not np.any(sequence_output.numpy() * (1 - mask))
+    if model.bert.pooler is None:
+        assert pooled_output is None
+    else:
+        np.testing.assert_allclose(pooled_output.numpy(), expected.pooler_output.numpy(), atol=TOLERANCE)
+
+
+def graph_ops(concrete):
+    ops = {op.type for op in concrete.graph.get_operations()}
+    names = {op.name for op in concrete.graph.get_operations()}
+    for function in concrete.graph.as_graph_def().library.function:
+        ops.update(node.op for node in function.node_def)
+        names.update(node.name for node in function.node_def)
+    return ops, names
+
+
+def test_inference_graph_routes_only_inference_calls(tiny_models):
+    from tfbert.models.inference import inference_graph
+
+    model, tokens = tiny_models["backbone"], batch()
+    expected = model(**tokens, training=False).last_hidden_state.numpy()
+    with inference_graph(model) as layers:
+        assert layers == [model.bert]
+        inference = tf.function(lambda: model(**tokens, training=False).last_hidden_state).get_concrete_function()
+        training = tf.function(lambda: model(**tokens, training=True).last_hidden_state).get_concrete_function()
+    assert "call" not in vars(model.bert)  # transformers' call is back after the block
+
+    ops, names = graph_ops(inference)
+    assert "ScatterNd" in ops and not any("Tensordot" in name for name in names)
+    ops, names = graph_ops(training)
+    assert "ScatterNd" not in ops and any("Tensordot" in name for name in names)
+    mask = tokens["attention_mask"].numpy()[..., None]
+    assert np.abs((inference().numpy() - expected) * mask).max() <= TOLERANCE
+    # Dropout still applies to training calls traced inside the block.
+    assert np.abs(training().numpy() - expected).max() > 1e-3
+
+
+def test_fused_export_equals_transformers_export_in_a_fresh_process(tmp_path, tiny_encoder):
+    from tfbert.serving.export import export_saved_model
+
+    fused = export_saved_model(tiny_encoder, tmp_path / "fused")
+    plain = export_saved_model(tiny_encoder, tmp_path / "plain", fused=False)
+    code = """
+import sys, numpy as np, tensorflow as tf, tensorflow_text
+texts = tf.constant(["The quick brown fox jumps over the lazy dog fox", "a", "", "Pack my box with five dozen liquor jugs."])
+pairs = tf.constant(["a question?", "b", "c", ""])
+fused, plain = (tf.saved_model.load(path) for path in sys.argv[1:3])
+for name, kwargs in [("serving_default", {"text": texts}), ("encode_pair", {"text": texts, "text_pair": pairs})]:
+    a, b = fused.signatures[name](**kwargs), plain.signatures[name](**kwargs)
+    mask = fused.signatures["tokenize_pair" if "pair" in name else "tokenize"](**kwargs)["attention_mask"].numpy()
+    real = np.abs((a["last_hidden_state"].numpy() - b["last_hidden_state"].numpy()) * mask[..., None]).max()
+    padding = np.abs(a["last_hidden_state"].numpy() * (1 - mask[..., None])).max()
+    pooled = np.abs(a["pooled_output"].numpy() - b["pooled_output"].numpy()).max()
+    print(name, real, padding, pooled)
+a, b = fused.signatures["embed"](text=texts), plain.signatures["embed"](text=texts)
+print("embed", np.abs(a["sentence_embedding"].numpy() - b["sentence_embedding"].numpy()).max())
+empty = fused.signatures["serving_default"](text=tf.constant([], tf.string))
+hidden, pooled = empty["last_hidden_state"].shape, empty["pooled_output"].shape
+print("empty", len(hidden), hidden[0], hidden[2], pooled[0], pooled[1])
+"""
+    result = run_python(code, fused, plain)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()}
+    for name in ("serving_default", "encode_pair"):
+        real, padding, pooled = map(float, lines[name])
+        assert real <= TOLERANCE and padding == 0 and pooled <= TOLERANCE, (name, lines[name])
+    assert float(lines["embed"][0]) <= TOLERANCE
+    assert lines["empty"] == ["3", "0", "32", "0", "32"]  # an empty batch: empty outputs of the right rank
+
+
+def test_bfloat16_weights_compute_in_bfloat16_and_stay_close(tiny_models):
+    from tfbert.models.inference import InferenceWeights, inference_outputs
+
+    model, tokens = tiny_models["backbone"], batch()
+    weights = InferenceWeights([model.bert], tf.bfloat16)
+    assert len(weights.copies) == 2 * 6 * model.config.num_hidden_layers  # kernel and bias of 6 dense layers a layer
+    assert {copy.dtype for copy in weights.copies} == {tf.bfloat16} and not any(c.trainable for c in weights.copies)
+    concrete = tf.function(lambda: inference_outputs(model.bert, **tokens, weights=weights)).get_concrete_function()
+    matmuls = [op for op in concrete.graph.get_operations() if op.type in ("MatMul", "BatchMatMulV2")]
+    assert matmuls and {op.get_attr("T") for op in matmuls[:-1]} == {tf.bfloat16}  # all but the float32 pooler
+    sequence_output, pooled_output = concrete()
+    assert sequence_output.dtype == pooled_output.dtype == tf.float32
+    expected = model.bert(**tokens, training=False)
+    mask = tokens["attention_mask"].numpy().astype(bool)
+    ours, theirs = sequence_output.numpy()[mask], expected.last_hidden_state.numpy()[mask]
+    cosine = (ours * theirs).sum(-1) / np.linalg.norm(ours, axis=-1) / np.linalg.norm(theirs, axis=-1)
+    assert cosine.min() >= 0.99 and np.abs(ours - theirs).max() > 0  # close, and really computed in bfloat16
+
+
+def test_export_refuses_unknown_precision(tmp_path, tiny_encoder):
+    from tfbert.errors import TfbertError
+    from tfbert.serving.export import export_saved_model
+
+    with pytest.raises(TfbertError, match="precision must be one of float32, bfloat16; received precision='float16'"):
+        export_saved_model(tiny_encoder, tmp_path / "x", precision="float16")
+    with pytest.raises(TfbertError, match="drop fused=False"):
+        export_saved_model(tiny_encoder, tmp_path / "x", precision="bfloat16", fused=False)
+    assert not (tmp_path / "x").exists()
+
+
+BFLOAT16_CHECK = """
+import sys, numpy as np, tensorflow as tf, tensorflow_text
+bfloat16, float32 = (tf.saved_model.load(path) for path in sys.argv[1:3])
+texts = open(sys.argv[3], encoding="utf-8").read().split("\\n")
+ours, theirs = [], []
+for begin in range(0, len(texts), 32):
+    batch = tf.constant(texts[begin:begin + 32])
+    out = bfloat16.signatures["embed"](text=batch)["sentence_embedding"]
+    assert out.dtype == tf.float32
+    ours.append(out.numpy())
+    theirs.append(float32.signatures["embed"](text=batch)["sentence_embedding"].numpy())
+ours, theirs = np.concatenate(ours), np.concatenate(theirs)
+print(len(texts), float((ours * theirs).sum(1).min()))
+"""
+
+
+def test_bfloat16_export_keeps_sentence_embeddings(tmp_path, default_encoder, default_export):
+    """The issue's bound: cosine >= 0.999 against the float32 export, on real Debian descriptions."""
+    from tfbert.serving.export import export_saved_model
+    from tfbert.serving.op_check import check_serving, export_nodes, multiplies_in_bfloat16
+
+    _, float32 = default_export
+    bfloat16 = export_saved_model(default_encoder, tmp_path / "bf16", precision="bfloat16", warmup=False)
+    assert multiplies_in_bfloat16(export_nodes(bfloat16)) and not multiplies_in_bfloat16(export_nodes(float32))
+    texts = [text.replace("\n", " ") for text in debian_texts("dev", 256)]
+    (tmp_path / "texts.txt").write_text("\n".join(texts), encoding="utf-8")
+    result = run_python(BFLOAT16_CHECK, bfloat16, float32, tmp_path / "texts.txt")
+    assert result.returncode == 0, result.stderr[-3000:]
+    count, cosine = result.stdout.split()
+    assert int(count) == 256 and float(cosine) >= 0.999
+    assert check_serving(bfloat16)["problems"] == []
+
+
+def test_check_serving_warns_about_bfloat16_on_a_cpu_without_it(tmp_path, tiny_encoder, monkeypatch):
+    from tfbert.serving import op_check
+    from tfbert.serving.export import export_saved_model
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f amx_tile amx_bf16 avx512_bf16\n", encoding="utf-8")
+    assert op_check.cpu_bfloat16_flags(cpuinfo) == ["amx_bf16", "avx512_bf16"]
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f\n", encoding="utf-8")
+    assert op_check.cpu_bfloat16_flags(cpuinfo) == []
+    assert op_check.cpu_bfloat16_flags(tmp_path / "missing") is None
+
+    bfloat16 = export_saved_model(tiny_encoder, tmp_path / "bf16", precision="bfloat16", warmup=False)
+    for flags, warned in (([], True), (["avx512_bf16"], False), (None, False)):
+        monkeypatch.setattr(op_check, "cpu_bfloat16_flags", lambda flags=flags: flags)
+        warnings = op_check.check_serving(bfloat16)["warnings"]
+        assert any("neither AMX nor AVX512-BF16" in warning for warning in warnings) == warned
