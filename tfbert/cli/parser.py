@@ -86,8 +86,9 @@ def _add_export_parser(subparsers):
                           "as in `docker run -v $PWD/saved_models:/models`)")
     sub.add_argument("--no-warmup", action="store_true", help="do not write assets.extra/tf_serving_warmup_requests")
     sub.add_argument("--precision", default="float32", choices=("float32", "bfloat16"),
-                     help="the encoder's matrix multiplications: bfloat16 is several times faster on CPUs with AMX or "
-                          "AVX512-BF16 and slower on others; inputs and outputs keep their types (default: %(default)s)")
+                     help="the encoder's matrix multiplications: bfloat16 pays on CPUs with AMX (Intel Xeon Sapphire "
+                          "Rapids and later) and is slower where matrices multiply slower in bfloat16 than in float32; "
+                          "inputs and outputs keep their types (default: %(default)s)")
     task = sub.add_argument_group("tasks", "the export's task and the options of its pipeline (fixed at export)")
     task.add_argument("--task", choices=defaults.EXPORT_TASKS,
                       help="what to export (default: the task of config.json's architectures; encoder when none)")

@@ -28,9 +28,9 @@ import math
 import types
 
 import tensorflow as tf
+from transformers.activations_tf import get_tf_activation
 from transformers.modeling_tf_outputs import TFBaseModelOutputWithPoolingAndCrossAttentions
 from transformers.models.bert.modeling_tf_bert import TFBertMainLayer
-from transformers.activations_tf import get_tf_activation
 
 
 PRECISIONS = {"float32": tf.float32, "bfloat16": tf.bfloat16}
@@ -199,7 +199,7 @@ def main_layers(model):
     """The transformers TFBertMainLayers inside a tf_keras model or layer (itself, if it is one)."""
     if isinstance(model, TFBertMainLayer):
         return [model]
-    return [layer for layer in model._flatten_layers(include_self=True) if isinstance(layer, TFBertMainLayer)]
+    return [module for module in model.submodules if isinstance(module, TFBertMainLayer)]
 
 
 @contextlib.contextmanager

@@ -82,9 +82,9 @@ def export_saved_model(model, base_dir, version=None, overwrite=False, keep=None
             (`tfbert.models.inference`); False keeps transformers' layers as they are (padding
             positions of `last_hidden_state` then hold transformers' values instead of 0). Defaults to True.
         precision: str. "float32", or "bfloat16": the encoder's matrix multiplications run in bfloat16
-            on bfloat16 copies of its dense weights (saved beside the float32 ones), several times
-            faster on CPUs with AMX or AVX512-BF16 and slower on others; inputs and outputs keep
-            their types. Needs fused=True. Defaults to "float32".
+            on bfloat16 copies of its dense weights (saved beside the float32 ones). It pays on CPUs
+            with AMX and is slower where matrices multiply slower in bfloat16 than in float32 (see
+            docs/serving.md); inputs and outputs keep their types. Needs fused=True. Defaults to "float32".
 
     Returns:
         pathlib.Path of the version folder written.
