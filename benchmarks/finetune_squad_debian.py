@@ -16,7 +16,7 @@ Both are scored with SQuAD's exact match and F1 (`tfbert.jobs.squad_metrics`). E
 recipe, then every tfbert setting. Wall time covers reading, windows, training, and (tfbert) the dev
 metric each epoch and the export; the recipe's covers training only, not its dev decoding.
 
-A seed takes about 50 minutes on 2 cores (the recipe about 30), so the seeds may come from separate
+A seed takes about 40 minutes on 2 cores (the recipe about 27), so the seeds may come from separate
 invocations: `--resume` keeps the seeds already in --out (same data options) and runs the others.
 Every seed's recipe and tfbert runs come from one invocation, on one machine, which each run records.
 
