@@ -205,3 +205,14 @@ def test_check_serving_warns_about_bfloat16_on_a_cpu_without_it(tmp_path, tiny_e
         monkeypatch.setattr(op_check, "cpu_bfloat16_flags", lambda flags=flags: flags)
         warnings = op_check.check_serving(bfloat16)["warnings"]
         assert any("neither AMX nor AVX512-BF16" in warning for warning in warnings) == warned
+
+
+@pytest.mark.parametrize("build", ["build_encoder", "build_classifier", "build_token_classifier", "build_question_answerer"])
+def test_every_model_an_export_takes_has_its_main_layer_found(tiny_checkpoint, build):
+    """export_saved_model routes what `main_layers` finds: one TFBertMainLayer in each model tfbert builds."""
+    import tfbert
+    from tfbert.models.inference import main_layers
+
+    kwargs = {"build_classifier": {"labels": ["a", "b"]}, "build_token_classifier": {"labels": ["O", "B-X", "I-X"]}}
+    model = getattr(tfbert, build)(str(tiny_checkpoint), **kwargs.get(build, {}))
+    assert len(main_layers(model)) == 1
