@@ -23,6 +23,7 @@ as they are) and "bfloat16" (`precision="bfloat16"`).
 
 import argparse
 import collections
+import itertools
 import json
 import os
 import pathlib
@@ -110,15 +111,10 @@ def profile(session, signature, texts, batch_size, calls):
         counts.append(executed)
         if index == 0:
             for graph in metadata.partition_graphs:
-                for node in graph.node:
+                for node in itertools.chain(graph.node, *(function.node_def for function in graph.library.function)):
                     graph_ops[node.op] += 1
                     if node.op.startswith("_") and node.op not in IGNORED_OPS:
                         fused[node.op] += 1
-                for function in graph.library.function:
-                    for node in function.node_def:
-                        graph_ops[node.op] += 1
-                        if node.op.startswith("_") and node.op not in IGNORED_OPS:
-                            fused[node.op] += 1
     per_call = len(batches)
     return {
         "batch_size": batch_size,
