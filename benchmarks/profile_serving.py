@@ -8,7 +8,7 @@ TF Serving loads a SavedModel into a TF1 `Session` (C++ `LoadSavedModel`) and ca
 - wall time per call (p50), at each batch size and text kind;
 - time by op type, and by stage (tokenizer, embeddings, each encoder part, pooler, other), in ms
   per call, summed over the two cores' work (so it can exceed wall time);
-- the number of ops the executor runs per call (per-op overhead is what dominates at batch 1);
+- the number of ops the executor runs per call, in all and by stage (per-op overhead weighs at batch 1);
 - the fused ops present in the graph that runs (Grappler remapper and oneDNN: `_MklFusedMatMul`,
   `_MklLayerNorm`, `_MklFusedBatchMatMulV2`, `_FusedMatMul`, ...), counted from the partition graphs;
 - the machine's matrix-multiplication speed in float32 and bfloat16 (TensorFlow, BERT's shapes), which
@@ -44,7 +44,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 STAGES = (
     ("pooler", re.compile(r"/pooler/")),
     ("embeddings", re.compile(r"/embeddings/")),
-    ("attention: q/k/v", re.compile(r"/attention/self/(query|key|value)/")),
+    ("attention: q/k/v", re.compile(r"/attention/self/(query|key|value|query_key_value)/")),
     ("attention: scores, softmax, context", re.compile(r"/attention/self/")),
     ("attention: output + layer norm", re.compile(r"/attention/output/")),
     ("feed-forward: intermediate", re.compile(r"/intermediate/")),
@@ -91,7 +91,7 @@ def profile(session, signature, texts, batch_size, calls):
         session.run(fetches, {feed_name: batch})
         wall.append((time.perf_counter() - start) * 1000)
 
-    by_op, by_stage, counts = collections.Counter(), collections.Counter(), []
+    by_op, by_stage, counts, stage_counts = collections.Counter(), collections.Counter(), [], collections.Counter()
     fused, graph_ops = collections.Counter(), collections.Counter()
     options = tf.compat.v1.RunOptions(trace_level=tf.compat.v1.RunOptions.FULL_TRACE, output_partition_graphs=True)
     for index, batch in enumerate(batches):
@@ -107,6 +107,7 @@ def profile(session, signature, texts, batch_size, calls):
                 milliseconds = node.op_end_rel_micros / 1000
                 by_op[op] += milliseconds
                 by_stage[stage_of(node.node_name)] += milliseconds
+                stage_counts[stage_of(node.node_name)] += 1
                 executed += 1
         counts.append(executed)
         if index == 0:
@@ -124,6 +125,7 @@ def profile(session, signature, texts, batch_size, calls):
         "ops_executed_per_call": statistics.median(counts),
         "op_time_ms_per_call": round(sum(by_op.values()) / per_call, 3),
         "by_stage_ms": {stage: round(ms / per_call, 3) for stage, ms in by_stage.most_common()},
+        "ops_executed_by_stage": {stage: count / per_call for stage, count in stage_counts.most_common()},
         "by_op_type_ms": {op: round(ms / per_call, 3) for op, ms in by_op.most_common(40)},
         "fused_ops_in_graph": dict(fused.most_common()),
         "graph_op_counts": dict(graph_ops.most_common(60)),

@@ -8,8 +8,9 @@ per-op cost outweighs the arithmetic. It also computes every padding position of
 `inference_outputs` is the same math (embeddings, self-attention with the additive -10000 mask,
 GELU feed-forward, post-layer norms, tanh pooler), without dropout, reading the layers' variables:
 - the hidden states live as a 2-D [tokens, hidden] matrix, so each dense layer is one MatMul + BiasAdd;
+- query, key and value are one MatMul on their kernels side by side;
 - only real tokens are computed: the rows of `attention_mask` are packed before the embeddings, and
-  scattered into [batch, seq, heads, head_size] for attention only (`unpad=True`).
+  put on the [batch, seq] grid for the attention products only (`unpad=True`).
 Real tokens' hidden states equal `TFBertMainLayer`'s within float32 noise; padding positions of
 `last_hidden_state` are 0 (transformers computes values there that nothing should read).
 
@@ -32,38 +33,70 @@ from transformers.activations_tf import get_tf_activation
 from transformers.modeling_tf_outputs import TFBaseModelOutputWithPoolingAndCrossAttentions
 from transformers.models.bert.modeling_tf_bert import TFBertMainLayer
 
+from tfbert.models.length_groups import LengthGroups
 
 PRECISIONS = {"float32": tf.float32, "bfloat16": tf.bfloat16}
 
 
 class InferenceWeights(tf.Module):
-    """The encoder layers' dense kernels and biases in a compute dtype: the variables themselves for
-    float32, else copies (saved with the export that holds this module, beside the float32 variables
-    that training and the reusable `__call__` use).
+    """The encoder layers' dense kernels and biases as the inference graph computes with them, in a
+    compute dtype: each attention's query, key and value kernels side by side in one matrix (and their
+    biases in one vector), the other dense layers' variables themselves for float32, else copies. The
+    module holds the copies; an export that tracks it saves them beside the float32 variables that
+    training and the reusable `__call__` use.
 
     Args:
         main_layers: list of built transformers TFBertMainLayer.
         dtype: tf.DType. tf.float32 or tf.bfloat16.
+        stored_qkv: bool. Keep the side-by-side query/key/value weights as variables (saved with the
+            export; for float32 a second copy of those kernels, 12 MB on the default checkpoint's 96);
+            else concatenate them in the graph at every call, which took 4 of 10 ms at batch 1 on a
+            2-core Xeon (benchmarks/profile_serving.py --export). Defaults to True.
     """
 
-    def __init__(self, main_layers, dtype=tf.float32):
+    def __init__(self, main_layers, dtype=tf.float32, stored_qkv=True):
         super().__init__(name=f"inference_weights_{dtype.name}")
         self.compute_dtype = dtype
-        sources = [variable for main_layer in main_layers for layer in main_layer.encoder.layer
-                   for dense in _dense_layers(layer) for variable in (dense.kernel, dense.bias)]
-        if dtype == tf.float32:
-            self.copies = []
-        else:
-            with tf.init_scope():
-                self.copies = [tf.Variable(tf.cast(variable, dtype), trainable=False, name=variable.name.split(":")[0])
-                               for variable in sources]
-        # The lookup from each float32 variable to its copy is untracked: only the copies are saved.
+        self.stored_qkv = stored_qkv
+        layers = [layer for main_layer in main_layers for layer in main_layer.encoder.layer]
+        attentions = [layer.attention.self_attention for layer in layers]
+        sources = [variable for layer in layers for dense in _dense_layers(layer)[3 if stored_qkv else 0:]
+                   for variable in (dense.kernel, dense.bias)]
+        with tf.init_scope():
+            self.copies = [] if dtype == tf.float32 else [
+                tf.Variable(tf.cast(variable, dtype), trainable=False, name=variable.name.split(":")[0])
+                for variable in sources]
+            self.qkv_copies = [] if not stored_qkv else [
+                tf.Variable(tf.cast(tf.concat([getattr(dense, name) for dense in _qkv_layers(attention)], axis),
+                                    dtype), trainable=False, name=f"{attention.name}_query_key_value_{name}")
+                for attention in attentions for name, axis in (("kernel", 1), ("bias", 0))]
+        # The lookups from the float32 variables to the copies are untracked: only the copies are saved.
         self._lookup = types.SimpleNamespace(
-            table=dict(zip((variable.ref() for variable in sources), self.copies)))
+            table=dict(zip((variable.ref() for variable in sources), self.copies)),
+            qkv={id(attention): tuple(self.qkv_copies[2 * index:2 * index + 2])
+                 for index, attention in enumerate(attentions) if stored_qkv})
+
+    @property
+    def has_copies(self):
+        """Whether the module holds variables of its own (which an export must save)."""
+        return bool(self.copies or self.qkv_copies)
 
     def get(self, variable):
         """The variable to compute with in place of `variable`."""
         return self._lookup.table.get(variable.ref(), variable)
+
+    def qkv(self, attention):
+        """(kernel [hidden, 3 * width], bias [3 * width]) of a TFBertSelfAttention's query, key and
+        value side by side, in the compute dtype."""
+        if self.stored_qkv:
+            return self._lookup.qkv[id(attention)]
+        denses = _qkv_layers(attention)
+        return (tf.concat([self.get(dense.kernel) for dense in denses], axis=1),
+                tf.concat([self.get(dense.bias) for dense in denses], axis=0))
+
+
+def _qkv_layers(attention):
+    return attention.query, attention.key, attention.value
 
 
 def _dense_layers(layer):
@@ -77,37 +110,121 @@ def _dense(x, layer, weights, activation=None):
     """A tf_keras Dense on a 2-D matrix: MatMul + BiasAdd (+ activation), which the remapper fuses,
     in `weights.compute_dtype`."""
     with tf.name_scope(layer.name):
-        x = tf.cast(x, weights.compute_dtype)
-        y = tf.nn.bias_add(tf.matmul(x, weights.get(layer.kernel)), weights.get(layer.bias))
-        return activation(y) if activation is not None else y
+        return _matmul_bias(x, weights.get(layer.kernel), weights.get(layer.bias), weights.compute_dtype, activation)
+
+
+def _matmul_bias(x, kernel, bias, dtype, activation=None):
+    y = tf.nn.bias_add(tf.matmul(tf.cast(x, dtype), kernel), bias)
+    return activation(y) if activation is not None else y
 
 
 def _layer_norm(x, layer):
-    """tf_keras LayerNormalization over the last axis of a 2-D matrix."""
+    """tf_keras LayerNormalization over the last axis of a 2-D matrix.
+
+    As plain ops, not as the FusedBatchNormV3 pattern oneDNN fuses into `_MklLayerNorm`: TensorFlow
+    creates that op's oneDNN primitive at every call (about 0.25 ms each on a 2-core Xeon), which made
+    batch 1 slower than the fused kernel made batch 32 faster, and a tf.cond between the two cost
+    more at batch 1 than it saved (benchmarks/profile_serving.py --export, on exports of each kind)."""
     mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
     return tf.nn.batch_normalization(x, mean, variance, layer.beta, layer.gamma, layer.epsilon)
 
 
-def _attention(x, attention, mask_bias, positions, shape, weights):
-    """One TFBertSelfAttention on rows x [tokens, hidden]: -> context [tokens, heads * head_size], in
-    the compute dtype; the softmax in float32."""
-    heads, head_size = attention.num_attention_heads, attention.attention_head_size
-    batch, seq = shape[0], shape[1]
+class _Rows:
+    """Where the computed rows sit in the [batch, seq] grid: all positions, or the real tokens only;
+    and, for real tokens only, the length groups attention runs in when they save padded work.
 
-    def to_heads(rows):  # [tokens, heads * head_size] -> [batch, heads, seq, head_size]
-        padded = tf.scatter_nd(positions, rows, [batch, seq, heads * head_size]) if positions is not None else rows
-        return tf.transpose(tf.reshape(padded, [batch, seq, heads, head_size]), [0, 2, 1, 3])
+    Args:
+        attention_mask: int [batch, seq].
+        unpad: bool. Compute the real tokens only.
+    """
 
-    query = to_heads(_dense(x, attention.query, weights))
-    key = to_heads(_dense(x, attention.key, weights))
-    value = to_heads(_dense(x, attention.value, weights))
+    def __init__(self, attention_mask, unpad):
+        shape = tf.shape(attention_mask)
+        self.batch, self.seq = shape[0], shape[1]
+        self.unpad = unpad
+        if not unpad:
+            return
+        real = tf.not_equal(attention_mask, 0)
+        flat_real = tf.reshape(real, [-1])
+        self.flat = tf.where(flat_real)[:, 0]  # [tokens]: flat grid position of each real token
+        self.tokens = tf.shape(self.flat, out_type=tf.int64)[0]
+        # [batch * seq]: the row of each grid position, `tokens` (a zero row) at padding.
+        self.slots = tf.where(flat_real, tf.cumsum(tf.cast(flat_real, tf.int64)) - 1, self.tokens)
+        # Length groups: a row's length is up to its last real token (masks need not be left-aligned).
+        extents = tf.reduce_max(tf.where(real, tf.range(1, self.seq + 1)[None, :], 0), axis=1)
+        plan = LengthGroups(extents)
+        self.grouped = plan.pays
+        grid_slots = tf.reshape(self.slots, shape)
+        self.groups, taken = [], []
+        for members, length in plan.parts:
+            group_slots = tf.gather(grid_slots, members)[:, :length]  # [group size, length]: rows, or padding
+            cells = tf.where(tf.reshape(group_slots < self.tokens, [-1]))[:, 0]  # the group's real cells
+            self.groups.append((members, length, group_slots, cells))
+            taken.append(tf.gather(tf.reshape(group_slots, [-1]), cells))
+        # The groups' real cells, concatenated, are a permutation of the rows; this undoes it.
+        self.ungroup = tf.math.invert_permutation(tf.concat(taken, 0))
+
+    def take(self, grid):
+        """[batch, seq, ...] -> [rows, ...]."""
+        flat = tf.reshape(grid, tf.concat([[-1], tf.shape(grid)[2:]], 0))
+        return tf.gather(flat, self.flat) if self.unpad else flat
+
+    def positions(self):
+        """[rows]: the position id (index in its sequence) of each row."""
+        if self.unpad:
+            return self.flat % tf.cast(self.seq, tf.int64)
+        return tf.tile(tf.range(self.seq), [self.batch])
+
+    def grid(self, rows, slots=None):
+        """[rows, width] -> [batch * seq, width] (or the shape of `slots`), zeros at padding: a Gather
+        of the rows with a zero row appended, which took a third of ScatterNd's time in
+        benchmarks/profile_serving.py."""
+        if not self.unpad:
+            return rows
+        padded = tf.concat([rows, tf.zeros([1, tf.shape(rows)[1]], rows.dtype)], 0)
+        return tf.gather(padded, self.slots if slots is None else slots)
+
+
+def _attend(qkv, mask_bias, batch, seq, heads, head_size, dtype):
+    """Scaled dot-product attention: qkv [batch, seq, 3 * heads * head_size] (query, key, value side
+    by side), mask_bias float32 [batch, 1, 1, seq] -> context [batch, seq, heads * head_size]."""
+    qkv = tf.transpose(tf.reshape(qkv, [batch, seq, 3, heads, head_size]), [2, 0, 3, 1, 4])
+    query, key, value = tf.unstack(qkv)  # each [batch, heads, seq, head_size]
     scores = tf.cast(tf.matmul(query, key, transpose_b=True), tf.float32) / math.sqrt(head_size)
-    probabilities = tf.cast(tf.nn.softmax(scores + mask_bias, axis=-1), weights.compute_dtype)
+    probabilities = tf.cast(tf.nn.softmax(scores + mask_bias, axis=-1), dtype)
     context = tf.transpose(tf.matmul(probabilities, value), [0, 2, 1, 3])
-    context = tf.reshape(context, [batch, seq, heads * head_size])
-    if positions is not None:
-        return tf.gather_nd(context, positions)
-    return tf.reshape(context, [-1, heads * head_size])
+    return tf.reshape(context, [batch, seq, heads * head_size])
+
+
+def _attention(x, attention, mask_bias, rows, weights):
+    """One TFBertSelfAttention on rows x [tokens, hidden]: -> context [tokens, heads * head_size], in
+    the compute dtype; the softmax in float32.
+
+    Query, key and value are one MatMul on their kernels side by side. Attention runs on the [batch,
+    seq] grid, or, when the batch's lengths differ enough (`LengthGroups.pays`), on each length
+    group's own grid, so that short texts do not pay for the longest one's padding."""
+    heads, head_size = attention.num_attention_heads, attention.attention_head_size
+    dtype = weights.compute_dtype
+    with tf.name_scope("query_key_value"):
+        qkv = _matmul_bias(x, *weights.qkv(attention), dtype)
+    width = heads * head_size
+
+    def one_grid():
+        context = _attend(rows.grid(qkv), mask_bias, rows.batch, rows.seq, heads, head_size, dtype)
+        return rows.take(context)
+
+    if not rows.unpad:
+        return one_grid()
+
+    def in_groups():
+        contexts = []
+        for members, length, group_slots, cells in rows.groups:
+            context = _attend(rows.grid(qkv, group_slots), tf.gather(mask_bias, members)[..., :length],
+                              tf.shape(members)[0], length, heads, head_size, dtype)
+            contexts.append(tf.gather(tf.reshape(context, [-1, width]), cells))
+        return tf.gather(tf.concat(contexts, 0), rows.ungroup)
+
+    return tf.cond(rows.grouped, in_groups, one_grid)
 
 
 def inference_outputs(main_layer, input_ids, attention_mask, token_type_ids, unpad=True, weights=None):
@@ -127,20 +244,14 @@ def inference_outputs(main_layer, input_ids, attention_mask, token_type_ids, unp
     """
     config = main_layer.config
     embeddings, layers = main_layer.embeddings, main_layer.encoder.layer
-    weights = weights if weights is not None else InferenceWeights([main_layer])
-    shape = tf.shape(input_ids)
-    batch, seq = shape[0], shape[1]
+    weights = weights if weights is not None else InferenceWeights([main_layer], stored_qkv=False)
     dtype = tf.float32
-    positions = tf.where(tf.not_equal(attention_mask, 0)) if unpad else None
+    rows = _Rows(attention_mask, unpad)
 
-    def rows(tensor):  # [batch, seq] -> the rows computed: packed real tokens, or all of them
-        return tf.gather_nd(tensor, positions) if unpad else tf.reshape(tensor, [-1])
-
-    position_ids = positions[:, 1] if unpad else tf.tile(tf.range(seq), [batch])
     with tf.name_scope("embeddings"):
-        hidden = (tf.gather(embeddings.weight, rows(input_ids))
-                  + tf.gather(embeddings.position_embeddings, position_ids)
-                  + tf.gather(embeddings.token_type_embeddings, rows(token_type_ids)))
+        hidden = (tf.gather(embeddings.weight, rows.take(input_ids))
+                  + tf.gather(embeddings.position_embeddings, rows.positions())
+                  + tf.gather(embeddings.token_type_embeddings, rows.take(token_type_ids)))
         hidden = _layer_norm(hidden, embeddings.LayerNorm)
 
     mask = tf.cast(attention_mask, dtype)[:, None, None, :]
@@ -151,7 +262,7 @@ def inference_outputs(main_layer, input_ids, attention_mask, token_type_ids, unp
         with tf.name_scope(f"encoder/layer_._{index}"):
             attention = layer.attention
             with tf.name_scope("attention/self"):
-                context = _attention(hidden, attention.self_attention, mask_bias, positions, shape, weights)
+                context = _attention(hidden, attention.self_attention, mask_bias, rows, weights)
             output = attention.dense_output
             with tf.name_scope("attention/output"):
                 hidden = _layer_norm(tf.cast(_dense(context, output.dense, weights), dtype) + hidden, output.LayerNorm)
@@ -162,11 +273,7 @@ def inference_outputs(main_layer, input_ids, attention_mask, token_type_ids, unp
                 hidden = _layer_norm(tf.cast(_dense(intermediate, output.dense, weights), dtype) + hidden,
                                      output.LayerNorm)
 
-    width = hidden.shape[-1]
-    if unpad:
-        sequence_output = tf.scatter_nd(positions, hidden, tf.stack([tf.cast(batch, tf.int64), tf.cast(seq, tf.int64), width]))
-    else:
-        sequence_output = tf.reshape(hidden, [batch, seq, width])
+    sequence_output = tf.reshape(rows.grid(hidden), [rows.batch, rows.seq, hidden.shape[-1]])
     pooled_output = None
     if main_layer.pooler is not None:
         pooler = main_layer.pooler.dense
@@ -180,6 +287,25 @@ _PLAIN_INFERENCE = {"position_ids": None, "head_mask": None, "inputs_embeds": No
                     "output_hidden_states": False}
 
 
+# InferenceWeights that override inference_graph's while a trace runs inside `computing_with`.
+_OVERRIDES = []
+
+
+@contextlib.contextmanager
+def computing_with(weights):
+    """Within the block, inference calls routed by `inference_graph` compute with `weights`.
+
+    For one graph of an export that computes with other weights than the rest: an encoder's
+    signatures with bfloat16 copies, its reusable `__call__` with the variables it is trained on.
+    TensorFlow retraces functions while it saves them, so the choice must hold at every trace.
+    """
+    _OVERRIDES.append(weights)
+    try:
+        yield
+    finally:
+        _OVERRIDES.pop()
+
+
 def _inference_call(main_layer, original_call, unpad, weights):
     def call(input_ids=None, attention_mask=None, token_type_ids=None, training=False, return_dict=None, **kwargs):
         plain = all(kwargs.get(name, value) in (value, None) for name, value in _PLAIN_INFERENCE.items())
@@ -187,7 +313,7 @@ def _inference_call(main_layer, original_call, unpad, weights):
             return original_call(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
                                  training=training, return_dict=return_dict, **kwargs)
         sequence_output, pooled_output = inference_outputs(main_layer, input_ids, attention_mask, token_type_ids, unpad,
-                                                           weights)
+                                                           _OVERRIDES[-1] if _OVERRIDES else weights)
         if return_dict is False:
             return (sequence_output, pooled_output)
         return TFBaseModelOutputWithPoolingAndCrossAttentions(last_hidden_state=sequence_output,

@@ -1,13 +1,43 @@
 """Running BERT on a batch in groups of similar length, when that saves padded work.
 
 A batch pads every text to its longest one, and BERT's cost grows with the padded length. Used in the
-graph by the `embed` signature and by `tfbert.embed`.
+graph by the `embed` signature and by `tfbert.embed` (the whole encoder on each group), and by the
+exports' inference graph (`tfbert.models.inference`: attention on each group).
 """
 
 import tensorflow as tf
 
 GROUPS = 4
 MIN_GROUP_SIZE = 8
+
+
+class LengthGroups:
+    """A batch split by length: the rows sorted by length, cut into `groups` parts of at least
+    `min_group_size` rows, and whether that cuts the padded tokens by a fifth or more (`pays`).
+
+    Args:
+        lengths: int32 [batch]. Each row's length (its padded width if it ran alone).
+        groups: int. Parts to split a batch into. Defaults to 4.
+        min_group_size: int. Smallest part. Defaults to 8.
+
+    Attributes:
+        order: int32 [batch]. Row indices, shortest first.
+        parts: list of (rows int32 [part size], longest int32 scalar); parts beyond the batch are empty.
+        pays: bool scalar tensor.
+    """
+
+    def __init__(self, lengths, groups=GROUPS, min_group_size=MIN_GROUP_SIZE):
+        count = tf.shape(lengths)[0]
+        self.order = tf.argsort(lengths, stable=True)
+        sorted_lengths = tf.gather(lengths, self.order)
+        size = tf.maximum(min_group_size, (count + groups - 1) // groups)
+        bounds = [(tf.minimum(g * size, count), tf.minimum((g + 1) * size, count)) for g in range(groups)]
+        # Ascending order: a part's longest row is its last (index end in this list, which starts with a 0).
+        ends_at = tf.concat([[0], sorted_lengths], 0)
+        self.parts = [(self.order[start:end], tf.gather(ends_at, end)) for start, end in bounds]
+        grouped_tokens = tf.add_n([(end - start) * tf.gather(ends_at, end) for start, end in bounds])
+        padded_tokens = count * tf.reduce_max(tf.concat([lengths, [0]], 0))
+        self.pays = tf.logical_and(padded_tokens > 0, grouped_tokens * 5 <= padded_tokens * 4)
 
 
 def embed_in_length_groups(embed_tokens, tokens, width, groups=GROUPS, min_group_size=MIN_GROUP_SIZE):
@@ -31,24 +61,14 @@ def embed_in_length_groups(embed_tokens, tokens, width, groups=GROUPS, min_group
         float32 [batch, width], in the order of the batch.
     """
     lengths = tf.reduce_sum(tf.cast(tokens["attention_mask"], tf.int32), axis=1)
-    count = tf.shape(lengths)[0]
-    order = tf.argsort(lengths, stable=True)
-    sorted_lengths = tf.gather(lengths, order)
-    size = tf.maximum(min_group_size, (count + groups - 1) // groups)
-    bounds = [(tf.minimum(g * size, count), tf.minimum((g + 1) * size, count)) for g in range(groups)]
-    # Ascending order: a group's longest text is its last (index end in this list, which starts with a 0).
-    ends_at = tf.concat([[0], sorted_lengths], 0)
-    longest = [tf.gather(ends_at, end) for _, end in bounds]
-    grouped_tokens = tf.add_n([(end - start) * length for (start, end), length in zip(bounds, longest)])
-    padded_tokens = count * tf.reduce_max(tf.concat([lengths, [0]], 0))
+    plan = LengthGroups(lengths, groups, min_group_size)
 
-    def one_group(start, end, length):
-        rows = order[start:end]
+    def one_group(rows, length):
         part = {name: tf.gather(value, rows)[:, :length] for name, value in tokens.items()}
-        return tf.cond(end > start, lambda: embed_tokens(part), lambda: tf.zeros([0, width], tf.float32))
+        return tf.cond(tf.size(rows) > 0, lambda: embed_tokens(part), lambda: tf.zeros([0, width], tf.float32))
 
     def grouped():
-        parts = [one_group(start, end, length) for (start, end), length in zip(bounds, longest)]
-        return tf.gather(tf.concat(parts, 0), tf.argsort(order))  # back to the batch's order
+        parts = [one_group(rows, length) for rows, length in plan.parts]
+        return tf.gather(tf.concat(parts, 0), tf.argsort(plan.order))  # back to the batch's order
 
-    return tf.cond(grouped_tokens * 5 <= padded_tokens * 4, grouped, lambda: embed_tokens(tokens))
+    return tf.cond(plan.pays, grouped, lambda: embed_tokens(tokens))

@@ -110,9 +110,14 @@ def export_saved_model(model, base_dir, version=None, overwrite=False, keep=None
         # mkdtemp makes the folder private (0700); a server running as another user must read it.
         os.chmod(staging, 0o777 & ~_umask())
         bert_holder = module.model if isinstance(module, TaskModule) else model
-        weights = InferenceWeights(main_layers(bert_holder), PRECISIONS[precision])
-        # The module tracks the copies (bfloat16) so that they are saved; float32 has none.
-        module.inference_weights = weights if weights.copies else None
+        layers = main_layers(bert_holder)
+        weights = InferenceWeights(layers, PRECISIONS[precision]) if fused else None
+        # The module tracks the weights' copies (stacked query/key/value, bfloat16) so that they are saved.
+        module.inference_weights = weights if weights is not None and weights.has_copies else None
+        if isinstance(module, EncoderModule):
+            # The reusable __call__ (fine-tuning, Keras layers) computes with the variables themselves,
+            # so that it follows training; the signatures with the copies (EncoderModule._serve).
+            weights = InferenceWeights(layers, stored_qkv=False) if fused else None
         with inference_graph(bert_holder, weights=weights) if fused else contextlib.nullcontext():
             if isinstance(module, EncoderModule):
                 module.trace_call()

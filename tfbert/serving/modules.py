@@ -28,6 +28,7 @@ import tensorflow as tf
 from tfbert.errors import TfbertError
 from tfbert.models.classifier import BertClassifier
 from tfbert.models.encoder import BertEncoder, bert_outputs
+from tfbert.models.inference import computing_with
 from tfbert.models.length_groups import embed_in_length_groups
 from tfbert.models.pooling import sentence_embedding_pooling
 
@@ -67,15 +68,29 @@ class EncoderModule(tf.Module):
         self.variables = list(bert.variables)
         self.trainable_variables = list(bert.trainable_variables)
         self.regularization_losses = []
+        self.inference_weights = None  # set by the export when its signatures compute with copies
 
     # Each piece is traced once and called by the others (a call of an already traced tf.function
     # reuses its graph): the tokenizer twice (single texts, pairs) and BERT twice (inference,
     # training) instead of once a signature, which keeps exports fast.
-    @tf.function
-    def _bert(self, tokens, training):
+    def _outputs(self, tokens, training):
         outputs = bert_outputs(self._layers.bert, tokens, training=training)
         outputs["sentence_embedding"] = self._layers.pooling({**outputs, "attention_mask": tokens["attention_mask"]})
         return outputs
+
+    @tf.function
+    def _bert(self, tokens, training):
+        return self._outputs(tokens, training)
+
+    @tf.function
+    def _serve(self, tokens):
+        """BERT for the signatures. An export whose signatures compute with weight copies
+        (`inference_weights`: query/key/value side by side, bfloat16) traces it apart from `__call__`,
+        which must compute with the variables as they are trained."""
+        if self.inference_weights is None:
+            return self._bert(tokens, False)
+        with computing_with(self.inference_weights):
+            return self._outputs(tokens, False)
 
     @tf.function
     def __call__(self, text, training=False):
@@ -92,7 +107,7 @@ class EncoderModule(tf.Module):
 
     @tf.function(input_signature=[TEXT])
     def serving_default(self, text):
-        return self._hidden_states(self.__call__(text, training=False))
+        return self._hidden_states(self._serve(self.tokenize(text)))
 
     @tf.function(input_signature=[TEXT])
     def tokenize(self, text):
@@ -100,7 +115,7 @@ class EncoderModule(tf.Module):
 
     @tf.function(input_signature=[TEXT, TEXT_PAIR])
     def encode_pair(self, text, text_pair):
-        return self._hidden_states(self._bert(self.tokenize_pair(text, text_pair), False))
+        return self._hidden_states(self._serve(self.tokenize_pair(text, text_pair)))
 
     @tf.function(input_signature=[TEXT, TEXT_PAIR])
     def tokenize_pair(self, text, text_pair):
@@ -117,7 +132,7 @@ class EncoderModule(tf.Module):
     @tf.function(input_signature=[TEXT])
     def embed(self, text):
         # Texts of very different lengths in one request run in length groups (less padding).
-        embeddings = embed_in_length_groups(lambda tokens: self._bert(tokens, False)["sentence_embedding"],
+        embeddings = embed_in_length_groups(lambda tokens: self._serve(tokens)["sentence_embedding"],
                                             self.tokenize(text), self._layers.bert.config.hidden_size)
         return {"sentence_embedding": embeddings}
 
