@@ -190,22 +190,30 @@ class HfTensorflow:
         return self.run(self.tf.constant(texts)).numpy()
 
 
+def onnx_export(folder, path):
+    """transformers' PyTorch BertModel of `folder` as ONNX (torch.onnx, opset 17), batch and sequence
+    dynamic, outputs last_hidden_state and pooler_output; -> path."""
+    import torch
+    from transformers import BertModel
+
+    model = BertModel.from_pretrained(folder).eval()
+    sample = torch.ones(2, 8, dtype=torch.long)
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    torch.onnx.export(model, (sample, sample, torch.zeros_like(sample)), str(path), input_names=names,
+                      output_names=["last_hidden_state", "pooler_output"], opset_version=17, dynamo=False,
+                      dynamic_axes={**{n: {0: "batch", 1: "seq"} for n in names},
+                                    "last_hidden_state": {0: "batch", 1: "seq"}, "pooler_output": {0: "batch"}})
+    return path
+
+
 class OnnxRuntime:
     name = "ONNX Runtime"
 
     def __init__(self, folder, work, grouped=False):
         import onnxruntime
-        import torch
-        from transformers import BertModel, BertTokenizerFast
+        from transformers import BertTokenizerFast
 
-        path = pathlib.Path(work) / "bert.onnx"
-        model = BertModel.from_pretrained(folder).eval()
-        sample = torch.ones(2, 8, dtype=torch.long)
-        names = ["input_ids", "attention_mask", "token_type_ids"]
-        torch.onnx.export(model, (sample, sample, torch.zeros_like(sample)), str(path), input_names=names,
-                          output_names=["last_hidden_state", "pooler_output"], opset_version=17, dynamo=False,
-                          dynamic_axes={**{n: {0: "batch", 1: "seq"} for n in names},
-                                        "last_hidden_state": {0: "batch", 1: "seq"}, "pooler_output": {0: "batch"}})
+        path = onnx_export(folder, pathlib.Path(work) / "bert.onnx")
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = THREADS
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL

@@ -44,8 +44,9 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import numpy as np  # noqa: E402
 
-from embedding_engines import read_documents  # noqa: E402
+from embedding_engines import onnx_export, read_documents  # noqa: E402
 from machine import machine_info  # noqa: E402
+from profile_serving import matmul_speed as tensorflow_matmul_speed  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 MAX_LENGTH = 512
@@ -90,20 +91,6 @@ class Torch:
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bfloat16):
             outputs = self.model(**batch)
         return outputs.last_hidden_state.float().numpy(), outputs.pooler_output.float().numpy()
-
-
-def onnx_export(folder, path):
-    import torch
-    from transformers import BertModel
-
-    model = BertModel.from_pretrained(folder).eval()
-    sample = torch.ones(2, 8, dtype=torch.long)
-    names = ["input_ids", "attention_mask", "token_type_ids"]
-    torch.onnx.export(model, (sample, sample, torch.zeros_like(sample)), str(path), input_names=names,
-                      output_names=["last_hidden_state", "pooler_output"], opset_version=17, dynamo=False,
-                      dynamic_axes={**{n: {0: "batch", 1: "seq"} for n in names},
-                                    "last_hidden_state": {0: "batch", 1: "seq"}, "pooler_output": {0: "batch"}})
-    return path
 
 
 class OnnxRuntime:
@@ -250,28 +237,21 @@ class Reference:
 
 
 def matmul_speed(rounds=20):
-    """GFLOP/s of a [4096, 1024] x [1024, 1024] matmul in float32 and bfloat16, TensorFlow and PyTorch."""
-    import tensorflow as tf
+    """GFLOP/s of matrix multiplication in float32 and bfloat16: TensorFlow's on BERT-like shapes
+    (profile_serving.py's), PyTorch's on [4096, 1024] x [1024, 1024]."""
     import torch
 
-    speeds, shape = {}, (4096, 1024, 1024)
-    flops = 2 * shape[0] * shape[1] * shape[2]
-    for dtype in (tf.float32, tf.bfloat16):
-        a, b = tf.cast(tf.random.normal(shape[:2]), dtype), tf.cast(tf.random.normal(shape[1:]), dtype)
-        multiply = tf.function(tf.matmul)
-        multiply(a, b).numpy()
-        start = time.perf_counter()
-        for _ in range(rounds):
-            product = multiply(a, b)
-        product.numpy()
-        speeds[f"tensorflow {dtype.name}"] = round(flops * rounds / (time.perf_counter() - start) / 1e9, 1)
+    speeds = {f"tensorflow {shape}": speed for shape, speed in tensorflow_matmul_speed(rounds).items()}
+    shape = (4096, 1024, 1024)
     for dtype in (torch.float32, torch.bfloat16):
         a, b = torch.randn(shape[:2]).to(dtype), torch.randn(shape[1:]).to(dtype)
         a @ b
         start = time.perf_counter()
         for _ in range(rounds):
             a @ b
-        speeds[f"torch {str(dtype).split('.')[-1]}"] = round(flops * rounds / (time.perf_counter() - start) / 1e9, 1)
+        seconds = (time.perf_counter() - start) / rounds
+        speeds[f"torch {'x'.join(map(str, shape))} {str(dtype).split('.')[-1]}"] = round(
+            2 * shape[0] * shape[1] * shape[2] / seconds / 1e9, 1)
     return speeds
 
 
