@@ -206,18 +206,23 @@ def onnx_export(folder, path):
     return path
 
 
+def onnx_session(path):
+    """An ONNX Runtime session on the CPU, all graph optimisations, a thread a core."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = THREADS
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
 class OnnxRuntime:
     name = "ONNX Runtime"
 
     def __init__(self, folder, work, grouped=False):
-        import onnxruntime
         from transformers import BertTokenizerFast
 
-        path = onnx_export(folder, pathlib.Path(work) / "bert.onnx")
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = THREADS
-        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.session = onnx_session(onnx_export(folder, pathlib.Path(work) / "bert.onnx"))
         self.tokenizer = BertTokenizerFast.from_pretrained(folder)
         self.grouped = grouped
         if grouped:

@@ -44,7 +44,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import numpy as np  # noqa: E402
 
-from embedding_engines import onnx_export, read_documents  # noqa: E402
+from embedding_engines import onnx_export, onnx_session, read_documents  # noqa: E402
 from machine import machine_info  # noqa: E402
 from profile_serving import matmul_speed as tensorflow_matmul_speed  # noqa: E402
 
@@ -95,13 +95,9 @@ class Torch:
 
 class OnnxRuntime:
     def __init__(self, folder, model_path, name):
-        import onnxruntime
         from transformers import AutoTokenizer
 
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = THREADS
-        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = onnxruntime.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        self.session = onnx_session(model_path)
         self.tokenizer = AutoTokenizer.from_pretrained(folder)
         self.name = name
 
