@@ -154,7 +154,8 @@ print("empty", len(hidden), hidden[0], hidden[2], pooled[0], pooled[1])
 
 
 def test_bfloat16_weights_compute_in_bfloat16_and_stay_close(tiny_models):
-    from tfbert.models.inference import InferenceWeights, inference_outputs
+    from tfbert.models.inference import inference_outputs
+    from tfbert.models.inference_weights import InferenceWeights
 
     model, tokens = tiny_models["backbone"], batch()
     weights = InferenceWeights([model.bert], tf.bfloat16)

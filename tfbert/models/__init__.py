@@ -5,6 +5,8 @@
     pooling.py        Pooling: pooled, cls or mean, optionally L2-normalised
     encoder.py        BertEncoder, build_encoder (and RawTextModel, the base of the raw-string models)
     length_groups.py  BERT on a batch in groups of similar length
+    inference_weights.py  InferenceWeights: the weights exports compute with (float32, bfloat16 copies)
+    inference.py      inference_graph: BERT's inference in fewer, fusible ops, for exports
     embedding.py      embed: sentence embeddings of lists of texts
     optimization.py   create_optimizer: AdamW, warm-up, linear decay
     classifier.py     BertClassifier, build_classifier, save_classifier, load_classifier

@@ -14,7 +14,8 @@ import tempfile
 import tensorflow as tf
 
 from tfbert.errors import TfbertError, check_positive_int
-from tfbert.models.inference import PRECISIONS, InferenceWeights, inference_graph, main_layers
+from tfbert.models.inference import inference_graph, main_layers
+from tfbert.models.inference_weights import PRECISIONS, InferenceWeights
 from tfbert.serving import warmup as serving_warmup
 from tfbert.serving.modules import ClassifierModule, EncoderModule, export_module
 from tfbert.serving.task_base import TaskModule
