@@ -72,7 +72,8 @@ class EncoderModule(tf.Module):
 
     # Each piece is traced once and called by the others (a call of an already traced tf.function
     # reuses its graph): the tokenizer twice (single texts, pairs) and BERT twice (inference,
-    # training) instead of once a signature, which keeps exports fast.
+    # training), or three times when the signatures compute with copies (`_serve`), instead of once
+    # a signature, which keeps exports fast.
     def _outputs(self, tokens, training):
         outputs = bert_outputs(self._layers.bert, tokens, training=training)
         outputs["sentence_embedding"] = self._layers.pooling({**outputs, "attention_mask": tokens["attention_mask"]})
