@@ -44,9 +44,10 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import numpy as np  # noqa: E402
 
-from embedding_engines import onnx_export, onnx_session, read_documents  # noqa: E402
+from embedding_engines import mean_pool_numpy, onnx_export, onnx_session  # noqa: E402
 from machine import machine_info  # noqa: E402
 from profile_serving import matmul_speed as tensorflow_matmul_speed  # noqa: E402
+from profile_serving import text_kinds  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 MAX_LENGTH = 512
@@ -140,11 +141,9 @@ def build_engines(keys, folder, work):
 def workloads(tokenizer, texts_per_workload, latency_texts):
     """{name: list of batches (lists of texts)}: batch-32 workloads of both kinds and both length mixes,
     and the batch-1 ones."""
-    documents = read_documents()
-    random.Random(0).shuffle(documents)
-    kinds = {"long descriptions": documents, "first sentences": [document.split(". ")[0] for document in documents]}
     result = {}
-    for kind, texts in kinds.items():
+    for kind, texts in text_kinds().items():
+        random.Random(0).shuffle(texts)  # the same order for both kinds: a first sentence sits beside its text
         mixed = texts[:texts_per_workload]
         result[f"{kind}, mixed lengths, batch 32"] = [mixed[i:i + 32] for i in range(0, len(mixed), 32)]
         # Same length: sort a larger pool by token count; take runs of 32 spread evenly over the range.
@@ -164,14 +163,9 @@ def check(outputs, reference, attention_mask):
     hidden, expected = np.asarray(outputs[0], np.float32), reference[0]
     if hidden.shape != expected.shape:
         return None
-    mask = attention_mask[:, :, None].astype(np.float32)
-    largest = float(np.abs((hidden - expected) * mask).max())
-
-    def mean_pooled(states):
-        pooled = (states * mask).sum(1) / mask.sum(1)
-        return pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
-
-    return largest, float(np.sum(mean_pooled(hidden) * mean_pooled(expected), axis=1).min())
+    largest = float(np.abs((hidden - expected) * attention_mask[:, :, None]).max())
+    cosines = np.sum(mean_pool_numpy(hidden, attention_mask) * mean_pool_numpy(expected, attention_mask), axis=1)
+    return largest, float(cosines.min())
 
 
 def run_workload(engines, reference, batches, rounds):
