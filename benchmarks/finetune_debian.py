@@ -17,7 +17,7 @@ and tokenizing, training, dev evaluation and (tfbert) the export.
    (b) random batches padded to the longest of the batch, and (c) random batches padded to
    max_length (fixed-length padding). The speed-ups are ratios measured in this run.
 
-usage: python benchmarks/finetune_debian.py [--seeds 0,1,2] [--configs "learning_rate=5e-5,epochs=3;..."]
+usage: python benchmarks/finetune_debian.py [--seeds 0,1,2] [--configs "learning_rate=5e-5,epochs=3;precision=bfloat16"]
        [--skip-recipe] [--skip-speed] [--skip-finetune] [--out benchmarks/results/finetune_debian.json]
 Needs the `bench` extra: python -m pip install -e '.[bench]'
 """
@@ -74,9 +74,19 @@ def parse_configs(text):
         config = {}
         for item in part.split(","):
             key, value = item.split("=")
-            config[key.strip()] = int(value) if value.strip().isdigit() else float(value)
+            config[key.strip()] = _value(value.strip())
         configs.append(config)
     return configs
+
+
+def _value(text):
+    """A setting's value: int, float, else the string (precision=bfloat16)."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def finetuned(config, seed, dev, out_dir):
@@ -94,7 +104,9 @@ def finetuned(config, seed, dev, out_dir):
     for begin in range(0, len(dev[0]), 64):
         labels = loaded.signatures["serving_default"](text=tf.constant(dev[0][begin:begin + 64]))["label"]
         predicted += [label.decode() for label in labels.numpy()]
-    return {**scores(dev[1], predicted), "wall_seconds": time.perf_counter() - start, "best_epoch": result.best_epoch,
+    train_seconds = [entry["train_seconds"] for entry in result.history]
+    return {**scores(dev[1], predicted), "wall_seconds": time.perf_counter() - start,
+            "train_seconds_per_epoch": sum(train_seconds) / len(train_seconds), "best_epoch": result.best_epoch,
             "epochs_run": len(result.history), "history": [{k: round(v, 4) for k, v in h.items()} for h in result.history]}
 
 
@@ -144,7 +156,10 @@ def summary(runs):
     return {"accuracy_mean": float(accuracies.mean()), "accuracy_std": float(accuracies.std(ddof=1)) if len(runs) > 1 else 0.0,
             "accuracy_min": float(accuracies.min()), "accuracy_max": float(accuracies.max()),
             "macro_f1_mean": float(np.mean([run["macro_f1"] for run in runs])),
-            "wall_seconds_mean": float(np.mean([run["wall_seconds"] for run in runs])), "runs": runs}
+            "wall_seconds_mean": float(np.mean([run["wall_seconds"] for run in runs])),
+            **({"train_seconds_per_epoch_mean": float(np.mean([run["train_seconds_per_epoch"] for run in runs]))}
+               if all("train_seconds_per_epoch" in run for run in runs) else {}),
+            "runs": runs}
 
 
 def batching_speed(args, train):

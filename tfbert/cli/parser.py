@@ -203,6 +203,10 @@ def _add_finetune_parser(subparsers):
                      help="distribution: multi-worker reads the cluster from TF_CONFIG (see docs/finetuning.md)")
     sub.add_argument("--steps-per-epoch", type=_positive_int, help="cap the steps of an epoch (short runs)")
     sub.add_argument("--no-bucketing", action="store_true", help="batch in random order instead of by length")
+    sub.add_argument("--precision", default="float32", choices=("float32", "bfloat16"),
+                     help="training precision: bfloat16 is mixed precision (bfloat16 compute, float32 weights), which "
+                          "pays on CPUs with AMX (Intel Xeon Sapphire Rapids and later) and is slower elsewhere; the "
+                          "saved models and the export are float32 either way (default: %(default)s)")
     sub.add_argument("--work-dir", help="run state for resuming (default: OUT_DIR/.finetune/NAME)")
     add_options(sub, "batch_size", "seed", "name", "out_dir", "keep", "restart", "verbose",
                 batch_size={"default": None, "help": f"texts a batch (default: {defaults.BATCH_SIZE}; "

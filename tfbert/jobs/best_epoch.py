@@ -10,6 +10,7 @@ import logging
 import pathlib
 import shutil
 import tempfile
+import time
 
 import tf_keras
 
@@ -24,7 +25,8 @@ STATE_FILE = "state.json"
 
 class BestEpoch(tf_keras.callbacks.Callback):
     """Keeps the best epoch by a dev metric (as `best-<N>/`, written by `save`), stops early, and
-    survives a killed process.
+    survives a killed process. Each epoch's history entry holds its logs and `train_seconds`, the time
+    its training steps took.
 
     Args:
         folder: path. The run's work folder.
@@ -52,8 +54,15 @@ class BestEpoch(tf_keras.callbacks.Callback):
         best = self.state["best_metric"]
         return best is None or (value > best if self.mode == "max" else value < best)
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = self._last_step_end = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._last_step_end = time.perf_counter()
+
     def on_epoch_end(self, epoch, logs=None):
-        logs = dict(logs or {})
+        # train_seconds: the epoch's training steps, without the dev metrics computed after them.
+        logs = {**(logs or {}), "train_seconds": self._last_step_end - self._epoch_start}
         if self.monitor not in logs:
             raise TfbertError(f"the dev metric {self.monitor!r} is not in the epoch's logs {sorted(logs)}; is there dev data?")
         value = float(logs[self.monitor])

@@ -19,8 +19,8 @@ from tfbert.jobs.batching import make_dataset, token_lengths
 from tfbert.jobs.distribution import seeded_strategy
 from tfbert.jobs.finetune_qa import finetune_qa
 from tfbert.jobs.finetune_tagger import finetune_tagger
-from tfbert.jobs.training_run import (TRANSFORMERS_FOLDER, FinetuneResult, WorkFolder, for_strategy, replace_folder,
-                                      run_name)
+from tfbert.jobs.training_run import (TRANSFORMERS_FOLDER, FinetuneResult, WorkFolder, check_training_precision,
+                                      for_strategy, replace_folder, run_name)
 from tfbert.models.classifier import build_classifier, load_classifier, save_classifier
 from tfbert.models.transformers_layout import save_transformers
 from tfbert.serving.export import export_saved_model
@@ -58,7 +58,7 @@ def finetune(train, dev, model=None, text_columns=("text",), label_column="label
              epochs=None, batch_size=None, max_length=None,
              learning_rate=defaults.FINETUNE_LEARNING_RATE, pooling=None, out_dir=defaults.OUT_DIR, name=None, work_dir=None,
              patience=defaults.FINETUNE_PATIENCE, seed=defaults.SEED, strategy="default", steps_per_epoch=None, bucketing=True, export=True, keep=None, restart=False,
-             verbose=1, allow_pickle=False, labels=None, **task_options):
+             verbose=1, allow_pickle=False, labels=None, precision="float32", **task_options):
     """Fine-tunes a checkpoint on labelled text files; keeps the best epoch by the dev metric and exports it.
 
     Args:
@@ -88,6 +88,10 @@ def finetune(train, dev, model=None, text_columns=("text",), label_column="label
         keep: int. Keep only this many newest exported versions.
         restart: bool. Discard a previous run's state and train anew.
         labels: list of str. Label names in id order; needed only with tf.data inputs.
+        precision: str. "float32", or "bfloat16": mixed precision, the encoder computing in bfloat16
+            with float32 master weights (`tfbert.models.precision`). It pays on CPUs with AMX (Intel
+            Xeon Sapphire Rapids and later); elsewhere bfloat16 is emulated and slower. The saved
+            models and the export are float32 either way. Defaults to "float32".
 
     Returns:
         FinetuneResult. When the classifier has a transformers class (pooling "pooled"), the best epoch
@@ -106,7 +110,9 @@ def finetune(train, dev, model=None, text_columns=("text",), label_column="label
         return run(train, dev, model=model, epochs=epochs, batch_size=batch_size, max_length=max_length,
                    learning_rate=learning_rate, out_dir=out_dir, name=name, work_dir=work_dir, patience=patience,
                    seed=seed, strategy=strategy, steps_per_epoch=steps_per_epoch, bucketing=bucketing, export=export,
-                   keep=keep, restart=restart, verbose=verbose, allow_pickle=allow_pickle, **task_options)
+                   keep=keep, restart=restart, verbose=verbose, allow_pickle=allow_pickle, precision=precision,
+                   **task_options)
+    check_training_precision(precision)
     epochs = defaults.FINETUNE_EPOCHS if epochs is None else epochs
     batch_size = defaults.BATCH_SIZE if batch_size is None else batch_size
     from_datasets = isinstance(train, tf.data.Dataset)
@@ -134,7 +140,7 @@ def finetune(train, dev, model=None, text_columns=("text",), label_column="label
     strategy, chief = seeded_strategy(seed, strategy)
     with strategy.scope():
         classifier = build_classifier(model, labels=labels, task=task, pooling=pooling, text_pair=text_pair,
-                                      max_length=max_length, allow_pickle=allow_pickle)
+                                      max_length=max_length, allow_pickle=allow_pickle, precision=precision)
         tokenizer = classifier.tokenizer
         if from_datasets:
             train_data = train.batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -14,7 +14,7 @@ from tfbert.errors import check_positive_int
 from tfbert.jobs.distribution import seeded_strategy
 from tfbert.jobs.qa_features import SquadScoresCallback, qa_dataset, qa_windows
 from tfbert.jobs.squad import read_squad
-from tfbert.jobs.training_run import WorkFolder, for_strategy, run_name
+from tfbert.jobs.training_run import WorkFolder, check_training_precision, for_strategy, run_name
 from tfbert.models.question_answerer import build_question_answerer
 from tfbert.models.transformers_layout import save_transformers
 
@@ -28,7 +28,8 @@ def finetune_qa(train, dev, model=None, doc_stride=defaults.QA_DOC_STRIDE, max_q
                 handle_impossible_answer=None, epochs=None, batch_size=None, max_length=None,
                 learning_rate=defaults.FINETUNE_LEARNING_RATE, out_dir=defaults.OUT_DIR, name=None, work_dir=None,
                 patience=defaults.FINETUNE_PATIENCE, seed=defaults.SEED, strategy="default", steps_per_epoch=None,
-                bucketing=True, export=True, keep=None, restart=False, verbose=1, allow_pickle=False):
+                bucketing=True, export=True, keep=None, restart=False, verbose=1, allow_pickle=False,
+                precision="float32"):
     """Fine-tunes extractive question answering; keeps the best epoch by dev F1 and exports it.
 
     Args:
@@ -40,12 +41,13 @@ def finetune_qa(train, dev, model=None, doc_stride=defaults.QA_DOC_STRIDE, max_q
             to whether the training data has impossible questions.
         epochs, batch_size, max_length, learning_rate: the usual. Defaults 2, 16, 384, 1e-4.
         out_dir, name, work_dir, patience, seed, strategy, steps_per_epoch, bucketing, export, keep,
-            restart, verbose, allow_pickle: as `tfbert.jobs.finetune.finetune`.
+            restart, verbose, allow_pickle, precision: as `tfbert.jobs.finetune.finetune`.
 
     Returns:
         FinetuneResult; `transformers_path` is out_dir/name/transformers when exported.
     """
     check_positive_int("max_answer_length", max_answer_length, "tokens an answer")
+    check_training_precision(precision)
     epochs = defaults.QA_EPOCHS if epochs is None else epochs
     batch_size = defaults.QA_BATCH_SIZE if batch_size is None else batch_size
     train_set = read_squad(train)
@@ -61,7 +63,7 @@ def finetune_qa(train, dev, model=None, doc_stride=defaults.QA_DOC_STRIDE, max_q
     options = dict(doc_stride=doc_stride, max_answer_len=max_answer_length, max_question_length=max_question_length,
                    max_windows=max_windows, handle_impossible_answer=bool(handle_impossible_answer))
     with strategy.scope():
-        answerer = build_question_answerer(model, max_length=max_length, allow_pickle=allow_pickle)
+        answerer = build_question_answerer(model, max_length=max_length, allow_pickle=allow_pickle, precision=precision)
         windows = qa_windows(answerer.tokenizer, train_set.questions, train_set.contexts,
                              [answers[0] if answers else None for answers in train_set.answers],
                              doc_stride, max_question_length, max_windows)

@@ -15,7 +15,7 @@ from tfbert.errors import check_choice
 from tfbert.jobs.distribution import seeded_strategy
 from tfbert.jobs.tagged_text import encode_tags, read_tagged, tag_names
 from tfbert.jobs.tagging import EntityScoresCallback, tagging_dataset, tagging_features
-from tfbert.jobs.training_run import WorkFolder, for_strategy, run_name
+from tfbert.jobs.training_run import WorkFolder, check_training_precision, for_strategy, run_name
 from tfbert.models.token_classifier import build_token_classifier
 from tfbert.models.transformers_layout import save_transformers
 
@@ -29,7 +29,8 @@ def finetune_tagger(train, dev, model=None, tag_scheme="iob2", label_all_tokens=
                     max_length=None,
                     learning_rate=defaults.FINETUNE_LEARNING_RATE, out_dir=defaults.OUT_DIR, name=None, work_dir=None,
                     patience=defaults.FINETUNE_PATIENCE, seed=defaults.SEED, strategy="default", steps_per_epoch=None,
-                    bucketing=True, export=True, keep=None, restart=False, verbose=1, allow_pickle=False):
+                    bucketing=True, export=True, keep=None, restart=False, verbose=1, allow_pickle=False,
+                    precision="float32"):
     """Fine-tunes a token classifier on tagged sentences; keeps the best epoch by dev entity F1 and exports it.
 
     Args:
@@ -42,12 +43,13 @@ def finetune_tagger(train, dev, model=None, tag_scheme="iob2", label_all_tokens=
         epochs, batch_size, max_length, learning_rate: the usual. Defaults 4, 16, 256 (at most the
             checkpoint's max_position_embeddings), 1e-4. Chosen on WNUT-17 (benchmarks/README.md).
         out_dir, name, work_dir, patience, seed, strategy, steps_per_epoch, bucketing, export, keep,
-            restart, verbose, allow_pickle: as `tfbert.jobs.finetune.finetune`.
+            restart, verbose, allow_pickle, precision: as `tfbert.jobs.finetune.finetune`.
 
     Returns:
         FinetuneResult; `transformers_path` is out_dir/name/transformers when exported.
     """
     check_choice("aggregation_strategy", aggregation_strategy, defaults.AGGREGATION_STRATEGIES)
+    check_training_precision(precision)
     epochs = defaults.TAGGER_EPOCHS if epochs is None else epochs
     batch_size = defaults.TAGGER_BATCH_SIZE if batch_size is None else batch_size
     train_sentences = read_tagged(train, tag_scheme)
@@ -62,7 +64,7 @@ def finetune_tagger(train, dev, model=None, tag_scheme="iob2", label_all_tokens=
 
     strategy, chief = seeded_strategy(seed, strategy)
     with strategy.scope():
-        tagger = build_token_classifier(model, labels, max_length=max_length, allow_pickle=allow_pickle)
+        tagger = build_token_classifier(model, labels, max_length=max_length, allow_pickle=allow_pickle, precision=precision)
         features = tagging_features(tagger.tokenizer, train_sentences.words, train_ids, labels, label_all_tokens)
         _warn_cut(features, train_sentences, tagger.tokenizer.max_length)
         train_data = tagging_dataset(features, batch_size, shuffle=True, seed=seed, bucketing=bucketing)

@@ -22,9 +22,12 @@ import tempfile
 import tensorflow as tf
 import tf_keras
 
+from tfbert.errors import check_choice
 from tfbert.files import write_json
 from tfbert.jobs.best_epoch import STATE_FILE, BestEpoch
+from tfbert.models.precision import TRAINING_PRECISIONS
 from tfbert.serving.export import export_saved_model
+from tfbert.serving.op_check import cpu_bfloat16_flags
 from tfbert.serving.task_export import build_task_module
 
 logger = logging.getLogger(__name__)
@@ -50,6 +53,15 @@ class FinetuneResult:
     def classifier(self):
         """The trained model (the name of `model` before token classification arrived)."""
         return self.model
+
+
+def check_training_precision(precision):
+    """Checks a run's `precision`; warns when bfloat16 would be emulated on this machine's CPU."""
+    check_choice("precision", precision, tuple(TRAINING_PRECISIONS))
+    if precision == "bfloat16" and cpu_bfloat16_flags() == []:
+        logger.warning("precision='bfloat16': this machine's CPU has neither AMX nor AVX512-BF16, so bfloat16 is "
+                       "emulated here and training runs slower than in float32. Train in bfloat16 on a CPU with "
+                       "AMX (Intel Xeon Sapphire Rapids or later), or with precision='float32'.")
 
 
 def run_name(train, name):

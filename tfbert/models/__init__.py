@@ -9,6 +9,7 @@
     inference.py      inference_graph: BERT's inference in fewer, fusible ops, for exports
     embedding.py      embed: sentence embeddings of lists of texts
     optimization.py   create_optimizer: AdamW, warm-up, linear decay
+    precision.py      training_precision: bfloat16 mixed-precision training (float32 variables)
     classifier.py     BertClassifier, build_classifier, save_classifier, load_classifier
     token_classifier.py  BertTokenClassifier, build_token_classifier (transformers' TFBertForTokenClassification)
     question_answerer.py BertQuestionAnswerer, build_question_answerer (transformers' TFBertForQuestionAnswering)

@@ -22,6 +22,7 @@ from tfbert.errors import TfbertError, check_choice
 from tfbert.models.encoder import BERT_LAYER, TOKENIZER_LAYER, RawTextModel, bert_outputs
 from tfbert.models.optimization import create_optimizer
 from tfbert.models.pooling import Pooling
+from tfbert.models.precision import training_precision
 from tfbert.models.weights import load_bert_model
 
 logger = logging.getLogger(__name__)
@@ -150,7 +151,7 @@ def wire_classifier(tokenizer, bert, head, text_pair, name="bert_classifier", ch
 
 def build_classifier(model=None, labels=None, task="classification", pooling=None, text_pair=False,
                      max_length=CLASSIFIER_MAX_LENGTH, dropout=None, padding="longest", allow_pickle=False,
-                     **tokenizer_options):
+                     precision="float32", **tokenizer_options):
     """A raw-string BERT classifier (or regressor): string inputs [batch] -> logits [batch, outputs].
 
     Args:
@@ -164,6 +165,9 @@ def build_classifier(model=None, labels=None, task="classification", pooling=Non
         dropout: float. Head dropout. Defaults to the checkpoint's hidden_dropout_prob.
         padding: str. "longest" (to the longest text of the batch) or "max_length". Defaults to "longest".
         allow_pickle: bool. Accept a pytorch_model.bin checkpoint. Defaults to False.
+        precision: str. "float32", or "bfloat16": the encoder computes in bfloat16 with float32
+            variables (Keras mixed precision, `tfbert.models.precision`); the head and logits stay
+            float32. Defaults to "float32".
 
     Returns:
         BertClassifier (a functional tf_keras.Model). Inputs: "text" (and "text_pair"); output: logits.
@@ -180,7 +184,8 @@ def build_classifier(model=None, labels=None, task="classification", pooling=Non
         max_length = min(CLASSIFIER_MAX_LENGTH, checkpoint.max_length)
     # Layers.
     tokenizer = checkpoint.build_tokenizer(max_length, padding, name=TOKENIZER_LAYER, **tokenizer_options)
-    bert = load_bert_model(checkpoint, name=BERT_LAYER)
+    with training_precision(precision):
+        bert = load_bert_model(checkpoint, name=BERT_LAYER)
     if dropout is None:
         dropout = float(checkpoint.config.hidden_dropout_prob)
     if pooling is None:

@@ -20,6 +20,7 @@ from tfbert.checkpoints.checkpoint import load_checkpoint
 from tfbert.defaults import FINETUNE_LEARNING_RATE, QA_MAX_LENGTH
 from tfbert.models.backbone import KerasConfigMixin
 from tfbert.models.optimization import create_optimizer
+from tfbert.models.precision import training_precision
 from tfbert.models.token_classifier import config_with_labels
 from tfbert.models.weights import load_weights
 
@@ -49,7 +50,9 @@ class BertQuestionAnswerer(tf_keras.Model):
     def call(self, inputs, training=None):
         outputs = self.span_predictor(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
                                       token_type_ids=inputs["token_type_ids"], training=training)
-        return {"start_logits": outputs.start_logits, "end_logits": outputs.end_logits}
+        # float32 for the loss also when the span predictor computes in bfloat16 (a no-op otherwise).
+        return {"start_logits": tf.cast(outputs.start_logits, tf.float32),
+                "end_logits": tf.cast(outputs.end_logits, tf.float32)}
 
     def compile(self, optimizer="auto", loss="auto", metrics="auto", train_steps=None,
                 learning_rate=FINETUNE_LEARNING_RATE, **kwargs):
@@ -83,7 +86,7 @@ class BertQuestionAnswerer(tf_keras.Model):
         return cls(tokenizer, span_predictor, **config)
 
 
-def build_question_answerer(model=None, max_length=None, allow_pickle=False, **tokenizer_options):
+def build_question_answerer(model=None, max_length=None, allow_pickle=False, precision="float32", **tokenizer_options):
     """BERT for extractive question answering, trained on windows of question–context pairs.
 
     Args:
@@ -92,6 +95,8 @@ def build_question_answerer(model=None, max_length=None, allow_pickle=False, **t
         max_length: int. Window length, question and special tokens included. Defaults to 384 (at
             most the checkpoint's max_position_embeddings), as transformers' recipe.
         allow_pickle: bool. Accept a pytorch_model.bin checkpoint. Defaults to False.
+        precision: str. "float32", or "bfloat16": BERT and its span layer compute in bfloat16 with
+            float32 variables (`tfbert.models.precision`); the logits are float32. Defaults to "float32".
 
     Returns:
         BertQuestionAnswerer: windows {"input_ids", "token_type_ids", "attention_mask"} int32 [batch, seq]
@@ -105,9 +110,10 @@ def build_question_answerer(model=None, max_length=None, allow_pickle=False, **t
     keep_head = "BertForQuestionAnswering" in (checkpoint.config.architectures or [])
     config = config_with_labels(checkpoint.config, ["LABEL_0", "LABEL_1"])  # start and end, as transformers
     tokenizer = checkpoint.build_tokenizer(max_length, "longest", name="tokenizer", **tokenizer_options)
-    span_predictor, _ = load_weights(BertSpanPredictor, dataclasses.replace(checkpoint, config=config), "span_predictor",
-                                     optional=("pooler",) if keep_head else ("pooler", "qa_outputs."),
-                                     exclude=() if keep_head else ("qa_outputs.",))
+    with training_precision(precision):
+        span_predictor, _ = load_weights(BertSpanPredictor, dataclasses.replace(checkpoint, config=config),
+                                         "span_predictor", optional=("pooler",) if keep_head else ("pooler", "qa_outputs."),
+                                         exclude=() if keep_head else ("qa_outputs.",))
     answerer = BertQuestionAnswerer(tokenizer, span_predictor, checkpoint.name, name="bert_question_answerer")
     answerer({name: tf.zeros([1, 2], tf.int32) for name in TOKEN_INPUTS})  # builds it
     return answerer

@@ -21,6 +21,7 @@ from tfbert.errors import TfbertError
 from tfbert.models.backbone import KerasConfigMixin
 from tfbert.models.encoder import RawTextModel
 from tfbert.models.optimization import create_optimizer
+from tfbert.models.precision import training_precision
 from tfbert.models.weights import load_weights
 
 IGNORED = -100  # the label of tokens the loss skips (transformers' ignore_index)
@@ -109,13 +110,15 @@ def wire_token_classifier(tokenizer, tagger, checkpoint_name=None):
     tokens = tokenizer(text)
     logits = tagger(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"],
                     token_type_ids=tokens["token_type_ids"]).logits
+    if logits.dtype != tf.float32:  # a mixed-precision tagger: the loss and metrics take float32
+        logits = tf_keras.layers.Activation("linear", dtype="float32", name="float32_logits")(logits)
     model = BertTokenClassifier(text, logits, name="bert_token_classifier")
     model.checkpoint_name = checkpoint_name
     return model
 
 
 def build_token_classifier(model=None, labels=None, max_length=None, dropout=None, allow_pickle=False,
-                           **tokenizer_options):
+                           precision="float32", **tokenizer_options):
     """A raw-string BERT token classifier: string inputs [batch] -> logits [batch, seq, tags].
 
     Args:
@@ -129,6 +132,8 @@ def build_token_classifier(model=None, labels=None, max_length=None, dropout=Non
         dropout: float. Dropout before the dense layer. Defaults to the checkpoint's classifier_dropout,
             else hidden_dropout_prob (as transformers).
         allow_pickle: bool. Accept a pytorch_model.bin checkpoint. Defaults to False.
+        precision: str. "float32", or "bfloat16": BERT and its dense layer compute in bfloat16 with
+            float32 variables (`tfbert.models.precision`); the logits are cast to float32. Defaults to "float32".
 
     Returns:
         BertTokenClassifier (a functional tf_keras.Model): input "text", output logits [batch, seq, tags]
@@ -162,8 +167,9 @@ def build_token_classifier(model=None, labels=None, max_length=None, dropout=Non
     # Layers.
     tokenizer = checkpoint.build_tokenizer(max_length, "longest", name=TOKENIZER_LAYER, **tokenizer_options)
     keep_head = labels == own
-    tagger, _ = load_weights(BertTagger, dataclasses.replace(checkpoint, config=config), TAGGER_LAYER,
-                             optional=("pooler",) if keep_head else ("pooler", "classifier."),
-                             exclude=() if keep_head else ("classifier.",))
+    with training_precision(precision):
+        tagger, _ = load_weights(BertTagger, dataclasses.replace(checkpoint, config=config), TAGGER_LAYER,
+                                 optional=("pooler",) if keep_head else ("pooler", "classifier."),
+                                 exclude=() if keep_head else ("classifier.",))
     # Wiring.
     return wire_token_classifier(tokenizer, tagger, checkpoint.name)
