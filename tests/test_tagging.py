@@ -223,7 +223,7 @@ print(json.dumps(results))
 
 
 def test_classifier_saves_for_pytorch_only_with_pooled_output(tmp_path, tiny_checkpoint):
-    from tfbert.models.classifier import build_classifier
+    from tfbert.models.classifier import build_classifier, load_classifier, save_classifier
     from tfbert.models.transformers_layout import save_transformers
 
     texts = ["a game of chess", "a database server"]
@@ -233,6 +233,11 @@ def test_classifier_saves_for_pytorch_only_with_pooled_output(tmp_path, tiny_che
     for task, labels in (("classification", ["games", "database"]), ("multi_label", ["x", "y", "z"]), ("regression", None)):
         classifiers[task] = build_classifier(str(tiny_checkpoint), labels=labels, task=task, pooling="pooled")
         folders.append(str(save_transformers(classifiers[task], tmp_path / task)))
+    # Read back from a Keras folder (as `tfbert finetune` reads its best epoch), its BERT weights lose a
+    # name level; the Hugging Face folder must not.
+    classifiers["reloaded"] = load_classifier(save_classifier(classifiers["classification"], tmp_path / "keras"))
+    folders.append(str(save_transformers(classifiers["reloaded"], tmp_path / "reloaded")))
+    problem_types["reloaded"] = problem_types["classification"]
     result = run_python(SAVED_CLASSIFIERS, json.dumps(texts), *folders)
     assert result.returncode == 0, result.stderr[-3000:]
     reference = json.loads(result.stdout)

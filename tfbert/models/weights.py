@@ -72,12 +72,27 @@ def load_bert_model(checkpoint, name="bert"):
 
 
 
+MAIN_LAYER_PARTS = ("embeddings", "encoder", "pooler")  # TFBertMainLayer's sub-layers
+
+
+def _tf_name(weight, model, main_weights):
+    """The weight's TensorFlow name as transformers converts it: "<model>/bert/<embeddings|encoder|pooler>/..."
+    for the main layer's weights. A main layer built inside another model's name scope (a classifier
+    read back with `load_classifier`) names them "bert/embeddings/...", without its own level."""
+    if id(weight) not in main_weights:
+        return weight.name
+    parts = weight.name.split("/")
+    start = next(i for i, part in enumerate(parts) if part in MAIN_LAYER_PARTS)
+    return "/".join([model.name, model.bert.name, *parts[start:]])
+
+
 def pytorch_state_dict(model):
     """A transformers TensorFlow BERT model's weights under PyTorch names, as numpy arrays."""
     state = {}
+    main_weights = {id(w) for w in model.bert.weights} if hasattr(model, "bert") else set()
     for weight in model.weights:
         name, transpose = convert_tf_weight_name_to_pt_weight_name(
-            weight.name, start_prefix_to_remove=model.name + "/", tf_weight_shape=weight.shape)
+            _tf_name(weight, model, main_weights), tf_weight_shape=weight.shape)
         value = weight.numpy()
         if transpose.name == "SIMPLE":
             value = value.T
