@@ -64,3 +64,44 @@ def test_mistakes(tiny_export, tmp_path):
         tfbert_beam.build_pipeline(beam.Pipeline(), "x.txt", "out", str(tiny_export), id_column="id", width=32)
     with pytest.raises(ValueError, match="has no .classify. signature"):
         tfbert_beam.EmbedModelHandler(str(tiny_export), signature="classify").load_model()
+
+
+def test_sort_by_length_orders_each_buffer_and_keeps_windows():
+    from apache_beam.transforms.window import GlobalWindow, IntervalWindow
+
+    sorter = tfbert_beam.SortByLength(buffer_size=4)
+    sorter.start_bundle()
+    records = [(f"id-{i}", "x" * length) for i, length in enumerate([9, 1, 5, 3, 7, 2, 8])]
+    windows = [GlobalWindow(), IntervalWindow(0, 10)]
+    emitted = []
+    for i, record in enumerate(records):
+        emitted += list(sorter.process(record, window=windows[i % 2], timestamp=i))
+    assert [len(w.value[1]) for w in emitted] == [1, 3, 5, 9]  # the first full buffer, sorted
+    emitted += list(sorter.finish_bundle())
+    assert [len(w.value[1]) for w in emitted] == [1, 3, 5, 9, 2, 7, 8]  # then the bundle's rest
+    assert sorted(w.value for w in emitted) == sorted(records)  # every record once
+    for w in emitted:
+        i = int(w.value[0].split("-")[1])
+        assert w.windows == [windows[i % 2]] and w.timestamp == i  # each keeps its own window and time
+
+
+def test_multi_process_direct_runner_embeds_every_record_once(tiny_export, tiny_encoder, texts, tmp_path):
+    """Two worker processes: every record comes out exactly once, embedded as `tfbert.embed` embeds it."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    corpus = tmp_path / "corpus.jsonl"
+    records = [{"id": f"doc-{i}", "text": text} for i, text in enumerate(texts * 3)]  # duplicate texts, distinct ids
+    corpus.write_text("".join(json.dumps(record) + "\n" for record in records), encoding="utf-8")
+    options = PipelineOptions(["--runner=DirectRunner", "--direct_running_mode=multi_processing",
+                               "--direct_num_workers=2"])
+    with beam.Pipeline(options=options) as pipeline:
+        tfbert_beam.build_pipeline(pipeline, str(corpus), str(tmp_path / "out" / "embeddings"), str(tiny_export),
+                                   id_column="id", batch_size=8)
+    rows = [row for shard in sorted((tmp_path / "out").glob("embeddings-*.parquet"))
+            for row in pq.read_table(shard).to_pylist()]
+    assert sorted(row["id"] for row in rows) == sorted(record["id"] for record in records)  # each exactly once
+    expected = embed(texts, tiny_encoder)
+    for row in rows:
+        i = int(row["id"].split("-")[1]) % len(texts)
+        assert row["text"] == texts[i]
+        np.testing.assert_allclose(row["embedding"], expected[i], atol=1e-5)

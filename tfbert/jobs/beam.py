@@ -1,6 +1,7 @@
 """Embedding a corpus with Apache Beam: RunInference on an encoder export, to Parquet or TFRecord.
 
-    text files / JSONL -> (id, text) -> RunInference(KeyedModelHandler(EmbedModelHandler)) -> rows
+    text files / JSONL -> (id, text) -> sorted by length within bundles
+    -> RunInference(KeyedModelHandler(EmbedModelHandler)) -> rows
     -> WriteToParquet (id, text, embedding) | WriteToTFRecord (tf.train.Example)
 
 Runs on any Beam runner: the DirectRunner on one machine, Dataflow, Flink or Spark for more (see the
@@ -27,6 +28,7 @@ import pyarrow as pa
 import tensorflow as tf
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.utils.windowed_value import WindowedValue
 
 from tfbert.errors import TfbertError
 from tfbert.serving.loading import SavedModelEmbedder, load_export
@@ -104,15 +106,48 @@ def to_example(row):
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
-class EmbedTexts(beam.PTransform):
-    """(id, text) pairs -> rows {"id", "text", "embedding"} through RunInference on an encoder export."""
+class SortByLength(beam.DoFn):
+    """Re-emits (id, text) records sorted by text length, `buffer_size` at a time within each bundle, so
+    that RunInference's batches (consecutive elements of a bundle) hold texts of similar length and the
+    encoder computes less padding, as `tfbert embed-corpus` batches by length. Characters stand in for
+    tokens. Each record keeps its own window and timestamp.
 
-    def __init__(self, saved_model, batch_size=32):
+    Args:
+        buffer_size: int. Records sorted together; a bundle's last ones at its end. Defaults to 1024.
+    """
+
+    def __init__(self, buffer_size=1024):
+        super().__init__()
+        self._buffer_size = buffer_size
+
+    def start_bundle(self):
+        self._buffer = []
+
+    def process(self, record, window=beam.DoFn.WindowParam, timestamp=beam.DoFn.TimestampParam):
+        self._buffer.append(WindowedValue(record, timestamp, [window]))
+        if len(self._buffer) >= self._buffer_size:
+            yield from self._flush()
+
+    def finish_bundle(self):
+        yield from self._flush()
+
+    def _flush(self):
+        buffer, self._buffer = self._buffer, []
+        return sorted(buffer, key=lambda windowed: len(windowed.value[1]))
+
+
+class EmbedTexts(beam.PTransform):
+    """(id, text) pairs -> rows {"id", "text", "embedding"} through RunInference on an encoder export,
+    with texts of similar length batched together (`SortByLength`)."""
+
+    def __init__(self, saved_model, batch_size=32, sort_buffer=1024):
         super().__init__()
         self._handler = KeyedModelHandler(EmbedModelHandler(saved_model, max_batch_size=batch_size))
+        self._sort_buffer = sort_buffer
 
     def expand(self, records):
         return (records
+                | "SortByLength" >> beam.ParDo(SortByLength(self._sort_buffer))
                 | "KeyByRecord" >> beam.Map(lambda record: (record, record[1]))
                 | "RunInference" >> RunInference(self._handler)
                 | "ToRows" >> beam.Map(to_row))
