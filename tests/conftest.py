@@ -37,11 +37,11 @@ def debian_texts(split="dev", count=None):
     return texts[:count] if count else texts
 
 
-def run_python(code, *args, timeout=600, cwd=None):
-    """Runs Python code in a fresh process (in folder cwd); returns CompletedProcess (text)."""
+def run_python(code, *args, timeout=600, cwd=None, env=None):
+    """Runs Python code in a fresh process (in folder cwd, with `env` added); returns CompletedProcess (text)."""
     # transformers sets TF_USE_LEGACY_KERAS=1 in this process; a child inheriting it would import
     # tf_keras with tensorflow, which a fresh user process does not.
-    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    env = {**{k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}, **(env or {})}
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
     return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
                           timeout=timeout, env=env, cwd=cwd)
