@@ -248,3 +248,5 @@ def test_patience_stops_and_restart_trains_anew(tmp_path, tiny_checkpoint, small
     state = json.loads(state_file.read_text())
     assert [h["epoch"] for h in state["history"]] == [1, 2] and state["finished"]
     assert result.stdout.strip().endswith(str(out / "debian-sections" / "2"))  # a new version of the model
+    card = (out / "debian-sections" / "2" / "assets.extra" / "README.md").read_text(encoding="utf-8")
+    assert "tfbert finetune --model " in card and " --restart" in card  # the card holds the command that made it

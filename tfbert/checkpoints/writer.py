@@ -1,5 +1,6 @@
 """Writing a Hugging Face checkpoint folder that transformers (PyTorch and TensorFlow) and tfbert read back:
-config.json, vocab.txt, tokenizer_config.json, added_tokens.json and model.safetensors (PyTorch names)."""
+config.json, vocab.txt, tokenizer_config.json, added_tokens.json and model.safetensors (PyTorch names),
+and the model card, README.md (`tfbert.checkpoints.model_card`)."""
 
 import json
 import os
@@ -9,6 +10,7 @@ from safetensors.numpy import save_file
 
 from tfbert.checkpoints.layout import (ADDED_TOKENS_FILE, CONFIG_FILE, SAFETENSORS_FILE, TOKENIZER_CONFIG_FILE,
                                        VOCAB_FILE)
+from tfbert.checkpoints.model_card import checkpoint_card
 from tfbert.text.vocabulary import DEFAULT_SPECIAL_TOKENS, read_vocabulary
 
 
@@ -27,7 +29,7 @@ def tokenizer_config(tokenizer):
                                               "normalized": not d["special"]} for i, d in sorted(decoder.items())}}
 
 
-def write_checkpoint(folder, config, tokenizer, state_dict, architectures):
+def write_checkpoint(folder, config, tokenizer, state_dict, architectures, base_model=None, card=None):
     """Writes a checkpoint folder; returns it.
 
     Args:
@@ -36,6 +38,8 @@ def write_checkpoint(folder, config, tokenizer, state_dict, architectures):
         tokenizer: BertTokenizerLayer. Its vocabulary and options.
         state_dict: dict of str to np.ndarray, under PyTorch names.
         architectures: list of str, e.g. ["BertForPreTraining"].
+        base_model: str. The checkpoint the model was built from, for the card.
+        card: dict. More of the card's fields (`ModelCard`: training, command, name, base_model).
     """
     folder = pathlib.Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -52,4 +56,6 @@ def write_checkpoint(folder, config, tokenizer, state_dict, architectures):
         (folder / ADDED_TOKENS_FILE).write_text(json.dumps(new_tokens, indent=1), encoding="utf-8")
     save_file(state_dict, str(folder / SAFETENSORS_FILE), metadata={"format": "pt"})
     os.chmod(folder / SAFETENSORS_FILE, 0o644)  # safetensors writes 0600; the folder is for sharing
+    fields = {"base_model": base_model, **(card or {})}  # the card's own base_model, if any, wins
+    checkpoint_card(folder, config, tokenizer, architectures, **fields).write(folder)
     return folder

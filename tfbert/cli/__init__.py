@@ -8,6 +8,7 @@ import logging
 import sys
 
 from tfbert.cli.commands import quiet_tensorflow
+from tfbert.checkpoints.model_card import set_cli_command
 from tfbert.cli.parser import build_parser
 from tfbert.errors import TfbertError
 
@@ -16,6 +17,7 @@ __all__ = ["build_parser", "main"]
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    set_cli_command(sys.argv[1:] if argv is None else argv)  # the model cards of what the command writes
     quiet_tensorflow()
     logging.basicConfig(level=logging.WARNING, format="tfbert: %(message)s")
     try:

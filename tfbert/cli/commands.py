@@ -153,7 +153,7 @@ def finetune(args):
         learning_rate=args.learning_rate, pooling=args.pooling, out_dir=args.out_dir, name=args.name,
         work_dir=args.work_dir, patience=args.patience, seed=args.seed, strategy=args.strategy,
         steps_per_epoch=args.steps_per_epoch, bucketing=not args.no_bucketing, keep=args.keep, restart=args.restart,
-        verbose=args.verbose, allow_pickle=args.allow_pickle, precision=args.precision,
+        verbose=args.verbose, allow_pickle=args.allow_pickle, precision=args.precision, logdir=args.logdir,
         **{name: getattr(args, name) for name in ("tag_scheme", "label_all_tokens", "aggregation_strategy", "doc_stride",
                                                   "max_question_length", "max_answer_length", "max_windows",
                                                   "handle_impossible_answer")
@@ -180,6 +180,7 @@ def pretrain(args):
         max_length=args.max_length, learning_rate=args.learning_rate, checkpoint_every=args.checkpoint_every,
         holdout_every=args.holdout_every, eval_steps=args.eval_steps, seed=args.seed, verbose=args.verbose,
         allow_pickle=args.allow_pickle, add_tokens=_read_tokens(args.add_tokens) if args.add_tokens else None,
+        logdir=args.logdir,
     )
     if result.resumed_from_round:
         print(f"resumed after round {result.resumed_from_round}")

@@ -208,6 +208,9 @@ def _add_finetune_parser(subparsers):
                           "pays on CPUs with AMX (Intel Xeon Sapphire Rapids and later) and is slower elsewhere; the "
                           "saved models and the export are float32 either way (default: %(default)s)")
     sub.add_argument("--work-dir", help="run state for resuming (default: OUT_DIR/.finetune/NAME)")
+    sub.add_argument("--logdir", metavar="DIR",
+                     help="TensorBoard logs: train and dev metrics and learning rate each epoch, hyper-parameters "
+                          "(default: the work dir's logs/; view with `tensorboard --logdir DIR`)")
     add_options(sub, "batch_size", "seed", "name", "out_dir", "keep", "restart", "verbose",
                 batch_size={"default": None, "help": f"texts a batch (default: {defaults.BATCH_SIZE}; "
                                                      f"{defaults.TAGGER_BATCH_SIZE} for token-classification, "
@@ -243,6 +246,9 @@ def _add_pretrain_parser(subparsers):
                      help="held-out batches evaluated at the end (default: %(default)s)")
     sub.add_argument("--add-tokens", metavar="FILE", help="tokens to add to the vocabulary first, one a line "
                                                           "(transformers' add_tokens; new embeddings start as the mean)")
+    sub.add_argument("--logdir", metavar="DIR",
+                     help="TensorBoard logs: losses, accuracies and learning rate each round, held-out metrics, "
+                          "hyper-parameters (default: OUT/logs; view with `tensorboard --logdir OUT/logs`)")
 
 
 def _add_check_serving_parser(subparsers):

@@ -61,8 +61,10 @@ class BestEpoch(tf_keras.callbacks.Callback):
         self._last_step_end = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
-        # train_seconds: the epoch's training steps, without the dev metrics computed after them.
-        logs = {**(logs or {}), "train_seconds": self._last_step_end - self._epoch_start}
+        # train_seconds: the epoch's training steps, without the dev metrics computed after them. Added
+        # to Keras' own logs, so that the callbacks after this one (TensorBoard, History) see it too.
+        logs = logs if logs is not None else {}
+        logs["train_seconds"] = self._last_step_end - self._epoch_start
         if self.monitor not in logs:
             raise TfbertError(f"the dev metric {self.monitor!r} is not in the epoch's logs {sorted(logs)}; is there dev data?")
         value = float(logs[self.monitor])

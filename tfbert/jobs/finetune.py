@@ -58,7 +58,7 @@ def finetune(train, dev, model=None, text_columns=("text",), label_column="label
              epochs=None, batch_size=None, max_length=None,
              learning_rate=defaults.FINETUNE_LEARNING_RATE, pooling=None, out_dir=defaults.OUT_DIR, name=None, work_dir=None,
              patience=defaults.FINETUNE_PATIENCE, seed=defaults.SEED, strategy="default", steps_per_epoch=None, bucketing=True, export=True, keep=None, restart=False,
-             verbose=1, allow_pickle=False, labels=None, precision="float32", **task_options):
+             verbose=1, allow_pickle=False, labels=None, precision="float32", logdir=None, **task_options):
     """Fine-tunes a checkpoint on labelled text files; keeps the best epoch by the dev metric and exports it.
 
     Args:
@@ -92,6 +92,8 @@ def finetune(train, dev, model=None, text_columns=("text",), label_column="label
             with float32 master weights (`tfbert.models.precision`). It pays on CPUs with AMX (Intel
             Xeon Sapphire Rapids and later); elsewhere bfloat16 is emulated and slower. The saved
             models and the export are float32 either way. Defaults to "float32".
+        logdir: str. Where the TensorBoard logs go (`tfbert.jobs.tensorboard`): each epoch's train and
+            dev metrics and learning rate, and the run's hyper-parameters. Defaults to work_dir/logs.
 
     Returns:
         FinetuneResult. When the classifier has a transformers class (pooling "pooled"), the best epoch
@@ -111,7 +113,7 @@ def finetune(train, dev, model=None, text_columns=("text",), label_column="label
                    learning_rate=learning_rate, out_dir=out_dir, name=name, work_dir=work_dir, patience=patience,
                    seed=seed, strategy=strategy, steps_per_epoch=steps_per_epoch, bucketing=bucketing, export=export,
                    keep=keep, restart=restart, verbose=verbose, allow_pickle=allow_pickle, precision=precision,
-                   **task_options)
+                   logdir=logdir, **task_options)
     check_training_precision(precision)
     epochs = defaults.FINETUNE_EPOCHS if epochs is None else epochs
     batch_size = defaults.BATCH_SIZE if batch_size is None else batch_size
@@ -137,6 +139,7 @@ def finetune(train, dev, model=None, text_columns=("text",), label_column="label
     else:
         features_spec = train.element_spec[0]
         text_pair = isinstance(features_spec, dict) and "text_pair" in features_spec
+    strategy_name = strategy
     strategy, chief = seeded_strategy(seed, strategy)
     with strategy.scope():
         classifier = build_classifier(model, labels=labels, task=task, pooling=pooling, text_pair=text_pair,
@@ -163,16 +166,25 @@ def finetune(train, dev, model=None, text_columns=("text",), label_column="label
     monitor, mode = MONITORS[task]
     if dev_data is None:
         monitor, mode = "loss", "min"
+    hparams = dict(task=task, model=classifier.checkpoint_name, labels=len(labels or ()), text_pair=text_pair,
+                   epochs=epochs, batch_size=batch_size, max_length=tokenizer.max_length, learning_rate=learning_rate,
+                   pooling=classifier.head.pooling, patience=patience, seed=seed, strategy=strategy_name,
+                   steps_per_epoch=steps_per_epoch, bucketing=bucketing, precision=precision)
     resumed = work.fit(classifier, train_data, dev_data, epochs, steps if steps_per_epoch else None, monitor, mode,
-                       patience, strategy, chief, save=save_classifier, verbose=verbose)
+                       patience, strategy, chief, save=save_classifier, verbose=verbose, logdir=logdir, hparams=hparams)
 
     export_path = transformers_path = None
     if chief and export and work.state["best_epoch"]:
         best_model = load_classifier(work.best_folder())
-        export_path = export_saved_model(best_model, pathlib.Path(out_dir) / name, keep=keep)
+        data = ({"train": "tf.data", "dev": "tf.data" if dev is not None else None} if from_datasets else
+                {"train": str(train), "train examples": len(train_examples),
+                 "dev": str(dev) if dev is not None else None,
+                 "dev examples": len(dev_examples) if dev_examples is not None else None})
+        card = work.card(classifier.checkpoint_name, data, hparams, monitor)
+        export_path = export_saved_model(best_model, pathlib.Path(out_dir) / name, keep=keep, card=card)
         if best_model.head.pooling == "pooled":
             transformers_path = replace_folder(pathlib.Path(out_dir) / name / TRANSFORMERS_FOLDER,
-                                               lambda folder: save_transformers(best_model, folder))
+                                               lambda folder: save_transformers(best_model, folder, {**card, "name": name}))
         else:
             logger.info("not saved in Hugging Face layout: transformers has no class for %r pooling "
                         "(fine-tune with --pooling pooled for a BertForSequenceClassification folder)",

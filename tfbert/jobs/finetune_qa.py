@@ -29,7 +29,7 @@ def finetune_qa(train, dev, model=None, doc_stride=defaults.QA_DOC_STRIDE, max_q
                 learning_rate=defaults.FINETUNE_LEARNING_RATE, out_dir=defaults.OUT_DIR, name=None, work_dir=None,
                 patience=defaults.FINETUNE_PATIENCE, seed=defaults.SEED, strategy="default", steps_per_epoch=None,
                 bucketing=True, export=True, keep=None, restart=False, verbose=1, allow_pickle=False,
-                precision="float32"):
+                precision="float32", logdir=None):
     """Fine-tunes extractive question answering; keeps the best epoch by dev F1 and exports it.
 
     Args:
@@ -41,7 +41,7 @@ def finetune_qa(train, dev, model=None, doc_stride=defaults.QA_DOC_STRIDE, max_q
             to whether the training data has impossible questions.
         epochs, batch_size, max_length, learning_rate: the usual. Defaults 2, 16, 384, 1e-4.
         out_dir, name, work_dir, patience, seed, strategy, steps_per_epoch, bucketing, export, keep,
-            restart, verbose, allow_pickle, precision: as `tfbert.jobs.finetune.finetune`.
+            restart, verbose, allow_pickle, precision, logdir: as `tfbert.jobs.finetune.finetune`.
 
     Returns:
         FinetuneResult; `transformers_path` is out_dir/name/transformers when exported.
@@ -59,6 +59,7 @@ def finetune_qa(train, dev, model=None, doc_stride=defaults.QA_DOC_STRIDE, max_q
     if work.finished:
         return work.result(MONITOR)
 
+    strategy_name = strategy
     strategy, chief = seeded_strategy(seed, strategy)
     options = dict(doc_stride=doc_stride, max_answer_len=max_answer_length, max_question_length=max_question_length,
                    max_windows=max_windows, handle_impossible_answer=bool(handle_impossible_answer))
@@ -81,12 +82,20 @@ def finetune_qa(train, dev, model=None, doc_stride=defaults.QA_DOC_STRIDE, max_q
     logger.info("%d training questions in %d windows", len(train_set), len(windows))
 
     monitor, mode = (MONITOR, "max") if dev_data is not None else ("loss", "min")
+    hparams = dict(task="question-answering", model=answerer.checkpoint_name, epochs=epochs, batch_size=batch_size,
+                   max_length=answerer.tokenizer.max_length, learning_rate=learning_rate, patience=patience, seed=seed,
+                   strategy=strategy_name, steps_per_epoch=steps_per_epoch, bucketing=bucketing, precision=precision,
+                   **options)
     resumed = work.fit(answerer, train_data, dev_data, epochs, steps if steps_per_epoch else None, monitor, mode,
-                       patience, strategy, chief, save=save_transformers, callbacks=callbacks or (), verbose=verbose)
+                       patience, strategy, chief, save=save_transformers, callbacks=callbacks or (), verbose=verbose,
+                       logdir=logdir, hparams=hparams)
 
     export_path = transformers_path = None
     if chief and export and work.state["best_epoch"]:
-        export_path, transformers_path = work.export_best(out_dir, name, keep, "question-answering",
+        data = {"train": str(train), "train examples": len(train_set), "dev": str(dev) if dev is not None else None,
+                "dev examples": len(dev_set) if dev_set is not None else None}
+        card = work.card(answerer.checkpoint_name, data, hparams, monitor)
+        export_path, transformers_path = work.export_best(out_dir, name, keep, "question-answering", card=card,
                                                           max_length=answerer.tokenizer.max_length, top_k=1, **options)
     work.finish(chief, export_path, transformers_path)
     return work.result(monitor, answerer, resumed)

@@ -30,7 +30,7 @@ def finetune_tagger(train, dev, model=None, tag_scheme="iob2", label_all_tokens=
                     learning_rate=defaults.FINETUNE_LEARNING_RATE, out_dir=defaults.OUT_DIR, name=None, work_dir=None,
                     patience=defaults.FINETUNE_PATIENCE, seed=defaults.SEED, strategy="default", steps_per_epoch=None,
                     bucketing=True, export=True, keep=None, restart=False, verbose=1, allow_pickle=False,
-                    precision="float32"):
+                    precision="float32", logdir=None):
     """Fine-tunes a token classifier on tagged sentences; keeps the best epoch by dev entity F1 and exports it.
 
     Args:
@@ -43,7 +43,7 @@ def finetune_tagger(train, dev, model=None, tag_scheme="iob2", label_all_tokens=
         epochs, batch_size, max_length, learning_rate: the usual. Defaults 4, 16, 256 (at most the
             checkpoint's max_position_embeddings), 1e-4. Chosen on WNUT-17 (benchmarks/README.md).
         out_dir, name, work_dir, patience, seed, strategy, steps_per_epoch, bucketing, export, keep,
-            restart, verbose, allow_pickle, precision: as `tfbert.jobs.finetune.finetune`.
+            restart, verbose, allow_pickle, precision, logdir: as `tfbert.jobs.finetune.finetune`.
 
     Returns:
         FinetuneResult; `transformers_path` is out_dir/name/transformers when exported.
@@ -62,6 +62,7 @@ def finetune_tagger(train, dev, model=None, tag_scheme="iob2", label_all_tokens=
     if work.finished:
         return work.result(MONITOR)
 
+    strategy_name = strategy
     strategy, chief = seeded_strategy(seed, strategy)
     with strategy.scope():
         tagger = build_token_classifier(model, labels, max_length=max_length, allow_pickle=allow_pickle, precision=precision)
@@ -79,12 +80,21 @@ def finetune_tagger(train, dev, model=None, tag_scheme="iob2", label_all_tokens=
         tagger.compile(train_steps=steps * epochs, learning_rate=learning_rate)
 
     monitor, mode = (MONITOR, "max") if callbacks else ("loss", "min")
+    hparams = dict(task="token-classification", model=tagger.checkpoint_name, labels=len(labels), epochs=epochs,
+                   batch_size=batch_size, max_length=tagger.tokenizer.max_length, learning_rate=learning_rate,
+                   tag_scheme=tag_scheme, label_all_tokens=label_all_tokens, aggregation_strategy=aggregation_strategy,
+                   patience=patience, seed=seed, strategy=strategy_name, steps_per_epoch=steps_per_epoch,
+                   bucketing=bucketing, precision=precision)
     resumed = work.fit(tagger, train_data, dev_data, epochs, steps if steps_per_epoch else None, monitor, mode,
-                       patience, strategy, chief, save=save_transformers, callbacks=callbacks or (), verbose=verbose)
+                       patience, strategy, chief, save=save_transformers, callbacks=callbacks or (), verbose=verbose,
+                       logdir=logdir, hparams=hparams)
 
     export_path = transformers_path = None
     if chief and export and work.state["best_epoch"]:
-        export_path, transformers_path = work.export_best(out_dir, name, keep, "token-classification",
+        data = {"train": str(train), "train examples": len(train_sentences), "dev": str(dev) if dev is not None else None,
+                "dev examples": len(dev_sentences) if dev_sentences is not None else None}
+        card = work.card(tagger.checkpoint_name, data, hparams, monitor)
+        export_path, transformers_path = work.export_best(out_dir, name, keep, "token-classification", card=card,
                                                           max_length=tagger.tokenizer.max_length,
                                                           aggregation_strategy=aggregation_strategy)
     work.finish(chief, export_path, transformers_path)

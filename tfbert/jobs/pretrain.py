@@ -5,7 +5,8 @@ sentence pairs). After each round the Hugging Face folder `<out>` is rewritten (
 atomically), then Keras' BackupAndRestore saves weights, optimizer and round in
 `<out>/.pretrain-state/backup`. A killed run started again with the same arguments resumes after its
 last finished round; the learning-rate schedule continues from the restored optimizer step. A finished
-run keeps its history in `<out>/.pretrain-state/` and drops the backup.
+run keeps its history in `<out>/.pretrain-state/` and drops the backup. TensorBoard logs go to
+`<out>/logs` (`tfbert.jobs.tensorboard`).
 """
 
 import dataclasses
@@ -20,9 +21,11 @@ import tempfile
 import tf_keras
 
 from tfbert import defaults
+from tfbert.checkpoints.model_card import checkpoint_card, made_by
 from tfbert.errors import TfbertError, check_positive_int
 from tfbert.files import write_json
 from tfbert.jobs.sentence_pairs import pretraining_batches, sentence_pairs
+from tfbert.jobs.tensorboard import LOGS_FOLDER, tensorboard_callback, write_scalars
 from tfbert.models.optimization import create_optimizer
 from tfbert.models.pretrainer import build_pretrainer, save_pretrained
 from tfbert.models.surgery import add_tokens as add_tokens_to
@@ -44,20 +47,28 @@ class PretrainResult:
 class _Rounds(tf_keras.callbacks.Callback):
     """After each round: rewrite the Hugging Face folder and the history (atomically), before the backup."""
 
-    def __init__(self, folder, state_dir):
+    def __init__(self, folder, state_dir, card):
         super().__init__()
-        self.folder, self.state_dir = pathlib.Path(folder), pathlib.Path(state_dir)
+        self.folder, self.state_dir, self.card = pathlib.Path(folder), pathlib.Path(state_dir), card
         path = self.state_dir / "history.json"
         self.history = json.loads(path.read_text()) if path.is_file() else []
 
     def on_epoch_end(self, epoch, logs=None):
         self.history = [h for h in self.history if h["round"] <= epoch]
         self.history.append({"round": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}})
-        write_folder(self.model, self.folder)
+        write_folder(self.model, self.folder, card_after(self.card, self.history))
         write_json(self.state_dir / "history.json", self.history)
 
 
-def write_folder(pretrainer, folder):
+def card_after(card, history, heldout=None):
+    """The folder's model-card fields after the rounds of `history` (and the held-out metrics)."""
+    training = card["training"]
+    rounds = training["settings"]["steps"] // training["settings"]["checkpoint_every"]
+    data = {**training["data"], "rounds run": f"{len(history)} of {rounds}"}
+    return {**card, "training": {**training, "data": data, "dev_metrics": dict(heldout or {})}}
+
+
+def write_folder(pretrainer, folder, card=None):
     """save_pretrained to a staging folder inside `folder`, then each file into place with an atomic rename.
 
     A reader (or a kill) sees every file either old or new, never half-written; the run state in
@@ -67,7 +78,7 @@ def write_folder(pretrainer, folder):
     folder.mkdir(parents=True, exist_ok=True)
     staging = pathlib.Path(tempfile.mkdtemp(dir=folder, prefix=".staging-"))
     try:
-        save_pretrained(pretrainer, staging)
+        save_pretrained(pretrainer, staging, {"name": folder.resolve().name, **(card or {})})
         for path in staging.iterdir():
             os.replace(path, folder / path.name)
     finally:
@@ -77,7 +88,8 @@ def write_folder(pretrainer, folder):
 def pretrain(corpus, out, model=None, config=None, steps=defaults.PRETRAIN_STEPS, batch_size=defaults.BATCH_SIZE,
              max_length=defaults.PRETRAIN_MAX_LENGTH, learning_rate=defaults.PRETRAIN_LEARNING_RATE,
              checkpoint_every=defaults.PRETRAIN_CHECKPOINT_EVERY, holdout_every=defaults.PRETRAIN_HOLDOUT_EVERY,
-             eval_steps=defaults.PRETRAIN_EVAL_STEPS, seed=defaults.SEED, verbose=1, allow_pickle=False, add_tokens=None):
+             eval_steps=defaults.PRETRAIN_EVAL_STEPS, seed=defaults.SEED, verbose=1, allow_pickle=False, add_tokens=None,
+             logdir=None):
     """Pre-trains (MLM + NSP) from a checkpoint or a fresh config; writes a Hugging Face folder to `out`.
 
     Args:
@@ -93,6 +105,9 @@ def pretrain(corpus, out, model=None, config=None, steps=defaults.PRETRAIN_STEPS
         add_tokens: list of str. Tokens added to the vocabulary before training (`tfbert.add_tokens`:
             their embeddings start as the mean and learn from the corpus). The written folder holds
             them as transformers does. A resumed run must get the same list. Defaults to none.
+        logdir: str. Where the TensorBoard logs go (`tfbert.jobs.tensorboard`): each round's losses,
+            accuracies and learning rate, the held-out metrics at the end (as "validation"), and the
+            run's hyper-parameters. Defaults to out/logs.
 
     Returns:
         PretrainResult.
@@ -131,14 +146,22 @@ def pretrain(corpus, out, model=None, config=None, steps=defaults.PRETRAIN_STEPS
     segment_chars = 2 * max_length
     train = pretraining_batches(sentence_pairs(corpus, "train", holdout_every, seed=seed, segment_chars=segment_chars),
                                 pretrainer.tokenizer, batch_size=batch_size, seed=seed)
+    settings = {**run, "add_tokens": len(run["add_tokens"]), "steps": rounds * checkpoint_every, "batch_size": batch_size,
+                "learning_rate": learning_rate, "checkpoint_every": checkpoint_every, "holdout_every": holdout_every,
+                "seed": seed}
+    card = {"base_model": run["model"], "training": {"data": {"corpus": str(corpus)}, "settings": settings},
+            "command": made_by("tfbert.pretrain", corpus=str(corpus), out=str(out), **settings)}
     if not state_dir.exists():
-        write_folder(pretrainer, out)  # the untrained start, so the folder exists before the state
+        write_folder(pretrainer, out, card_after(card, []))  # the untrained start, so the folder exists before the state
         state_dir.mkdir()
         write_json(state_dir / "run.json", run)
-    progress = _Rounds(out, state_dir)
+    progress = _Rounds(out, state_dir, card)
     resumed = len(progress.history)
     backup = tf_keras.callbacks.BackupAndRestore(str(state_dir / "backup"), delete_checkpoint=False)
-    pretrainer.fit(train, epochs=rounds, steps_per_epoch=checkpoint_every, callbacks=[progress, backup], verbose=verbose)
+    logdir = pathlib.Path(logdir) if logdir is not None else out / LOGS_FOLDER
+    logs = tensorboard_callback(logdir, settings)
+    pretrainer.fit(train, epochs=rounds, steps_per_epoch=checkpoint_every, callbacks=[progress, logs, backup],
+                   verbose=verbose)
     heldout = {}
     shutil.rmtree(state_dir / "backup", ignore_errors=True)
     if eval_steps:
@@ -146,5 +169,8 @@ def pretrain(corpus, out, model=None, config=None, steps=defaults.PRETRAIN_STEPS
                                                      segment_chars=segment_chars),
                                       pretrainer.tokenizer, batch_size=batch_size, seed=seed + 7)
         heldout = {k: float(v) for k, v in pretrainer.evaluate(batches, steps=eval_steps, verbose=0, return_dict=True).items()}
+        write_scalars(logdir, "validation", rounds - 1, heldout)
+        checkpoint_card(out, pretrainer.model.config, pretrainer.tokenizer, ["BertForPreTraining"], name=out.resolve().name,
+                        **card_after(card, progress.history, {f"heldout_{k}": v for k, v in heldout.items()})).write(out)
     write_json(finished, {"history": progress.history, "heldout": heldout})
     return PretrainResult(out, progress.history, heldout, resumed, pretrainer)

@@ -4,6 +4,7 @@ and its result.
 A run keeps its state in a work folder (default `<out_dir>/.finetune/<name>/`):
 
     backup/       tf_keras BackupAndRestore: weights, optimizer and epoch at the end of each epoch
+    logs/         TensorBoard: each epoch's metrics and learning rate, the run's hyper-parameters
     best-<N>/     the best epoch so far (the task's save layout)
     state.json    best epoch and metric, epochs without improvement, per-epoch history, finished flag
 
@@ -22,9 +23,11 @@ import tempfile
 import tensorflow as tf
 import tf_keras
 
+from tfbert.checkpoints.model_card import checkpoint_card, made_by
 from tfbert.errors import check_choice
 from tfbert.files import write_json
 from tfbert.jobs.best_epoch import STATE_FILE, BestEpoch
+from tfbert.jobs.tensorboard import LOGS_FOLDER, tensorboard_callback
 from tfbert.models.precision import TRAINING_PRECISIONS
 from tfbert.serving.export import export_saved_model
 from tfbert.serving.op_check import cpu_bfloat16_flags
@@ -85,6 +88,10 @@ class WorkFolder:
     def finished(self):
         return bool(self.state.get("finished") and self.state.get("best_epoch"))
 
+    def logdir(self, logdir=None):
+        """Where the run's TensorBoard logs go: `logdir`, else `<work folder>/logs`."""
+        return pathlib.Path(logdir) if logdir is not None else self.path / LOGS_FOLDER
+
     def best_folder(self, state=None):
         return self.path / f"best-{(state or self.state)['best_epoch']}"
 
@@ -106,11 +113,13 @@ class WorkFolder:
         )
 
     def fit(self, model, train_data, dev_data, epochs, steps_per_epoch, monitor, mode, patience, strategy, chief,
-            save, callbacks=(), verbose=1):
-        """`model.fit` with the best epoch kept (written by `save`), early stopping and BackupAndRestore.
+            save, callbacks=(), verbose=1, logdir=None, hparams=None):
+        """`model.fit` with the best epoch kept (written by `save`), early stopping, BackupAndRestore and
+        TensorBoard logs (`tfbert.jobs.tensorboard`, written by the chief) in `logdir`, by default
+        `<work folder>/logs`, with `hparams` for the HParams dashboard.
 
         `callbacks` run first at each epoch's end, so a callback adding dev metrics to the logs (entity
-        F1) is seen by the progress bar and by the best-epoch keeper.
+        F1) is seen by the progress bar, the best-epoch keeper and TensorBoard.
 
         Returns:
             int: the epochs finished before this call (0 for a fresh start).
@@ -122,25 +131,48 @@ class WorkFolder:
         # epoch, whose history entry is then replaced, never lost.
         backup_dir = self.path / "backup" if chief else self.path / f"backup-worker-{strategy.cluster_resolver.task_id}"
         progress = [tf_keras.callbacks.ProgbarLogger(count_mode="steps")] if callbacks and verbose else []
+        logs = [tensorboard_callback(self.logdir(logdir), hparams or {})] if chief else []
         model.fit(train_data, validation_data=dev_data, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                  callbacks=[*callbacks, *progress, best,
+                  callbacks=[*callbacks, *progress, best, *logs,
                              tf_keras.callbacks.BackupAndRestore(str(backup_dir), delete_checkpoint=False)],
                   verbose=verbose)
         self.state = best.state
         return resumed
 
-    def export_best(self, out_dir, name, keep, task, **options):
+    def card(self, base_model, data, settings, monitor, function="tfbert.finetune"):
+        """The model-card fields of the run's best epoch (`tfbert.checkpoints.model_card.ModelCard`).
+
+        Args:
+            base_model: str. The checkpoint the run started from.
+            data: dict. The training and dev data: {"train", "train examples", "dev", "dev examples"}.
+            settings: dict. The run's settings (its TensorBoard hyper-parameters).
+            monitor: str. The dev metric that picked the best epoch.
+        """
+        best = next((entry for entry in self.state["history"] if entry["epoch"] == self.state["best_epoch"]), {})
+        training = {"data": data, "settings": settings, "best_epoch": self.state["best_epoch"],
+                    "epochs_run": len(self.state["history"]), "monitor": monitor,
+                    "dev_metrics": {key: value for key, value in best.items() if key.startswith("val_")}}
+        command = made_by(function, **{key: data.get(key) for key in ("train", "dev")}, **settings)
+        return {"base_model": base_model, "training": training, "command": command}
+
+    def export_best(self, out_dir, name, keep, task, card=None, **options):
         """Exports the best epoch's Hugging Face folder as a task export (`build_task_module(folder, task,
-        **options)`) to out_dir/name/<version>, and copies the folder to out_dir/name/transformers.
+        **options)`) to out_dir/name/<version>, and copies the folder to out_dir/name/transformers; both
+        get the model card of `card`'s fields (`card()`).
 
         Returns:
             (export path, transformers folder).
         """
         best = self.best_folder()
-        export_path = export_saved_model(build_task_module(str(best), task, **options), pathlib.Path(out_dir) / name,
-                                         keep=keep)
-        transformers_path = replace_folder(pathlib.Path(out_dir) / name / TRANSFORMERS_FOLDER,
-                                           lambda folder: shutil.copytree(best, folder, dirs_exist_ok=True))
+        module = build_task_module(str(best), task, **options)
+        export_path = export_saved_model(module, pathlib.Path(out_dir) / name, keep=keep, card=card)
+
+        def copy(folder):
+            shutil.copytree(best, folder, dirs_exist_ok=True)
+            config = module.model.config
+            checkpoint_card(folder, config, module.tokenizer, config.architectures, name=name, **(card or {})).write(folder)
+
+        transformers_path = replace_folder(pathlib.Path(out_dir) / name / TRANSFORMERS_FOLDER, copy)
         return export_path, transformers_path
 
     def finish(self, chief, export_path=None, transformers_path=None):

@@ -228,8 +228,9 @@ def _load_pretraining_model(checkpoint):
     return bert
 
 
-def save_pretrained(pretrainer, folder):
+def save_pretrained(pretrainer, folder, card=None):
     """Writes a Hugging Face checkpoint folder (`tfbert.checkpoints.writer`) that PyTorch's
-    `BertForPreTraining.from_pretrained` and `tfbert.build_encoder` read back."""
+    `BertForPreTraining.from_pretrained` and `tfbert.build_encoder` read back; `card` holds fields of
+    its model card (`tfbert.checkpoints.model_card.ModelCard`: training, command, name, base_model)."""
     return write_checkpoint(folder, pretrainer.model.config, pretrainer.tokenizer, pytorch_state_dict(pretrainer.model),
-                            architectures=["BertForPreTraining"])
+                            architectures=["BertForPreTraining"], card=card)

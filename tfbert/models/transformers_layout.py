@@ -13,6 +13,7 @@ transformers class (BertForSequenceClassification classifies BERT's pooler outpu
 import numpy as np
 from transformers import BertConfig
 
+from tfbert.checkpoints.model_card import made_by
 from tfbert.checkpoints.writer import write_checkpoint
 from tfbert.errors import TfbertError
 from tfbert.models.classifier import BertClassifier
@@ -50,12 +51,15 @@ def _question_answerer_checkpoint(model):
     return BertConfig.from_dict(predictor.config.to_dict()), pytorch_state_dict(predictor), "BertForQuestionAnswering"
 
 
-def save_transformers(model, folder):
-    """Writes a fine-tuned model as a Hugging Face checkpoint folder (see the module docstring); returns it.
+def save_transformers(model, folder, card=None):
+    """Writes a fine-tuned model as a Hugging Face checkpoint folder (see the module docstring), with its
+    model card; returns it.
 
     Args:
         model: BertClassifier (with "pooled" pooling), BertTokenClassifier or BertQuestionAnswerer.
         folder: str. Created if missing; files already there are replaced.
+        card: dict. More of the model card's fields (`tfbert.checkpoints.model_card.ModelCard`: training,
+            command, name).
 
     Raises:
         TfbertError: the model has no transformers class (a classifier with "mean" or "cls" pooling).
@@ -69,4 +73,6 @@ def save_transformers(model, folder):
     else:
         raise TfbertError(f"save_transformers takes a model from tfbert.build_classifier, build_token_classifier or "
                           f"build_question_answerer; received {type(model).__name__}.")
-    return write_checkpoint(folder, config, model.tokenizer, state, [architecture])
+    card = {"command": made_by("tfbert.save_transformers", folder=str(folder)), **(card or {})}
+    return write_checkpoint(folder, config, model.tokenizer, state, [architecture],
+                            base_model=getattr(model, "checkpoint_name", None), card=card)

@@ -13,10 +13,13 @@ import tempfile
 
 import tensorflow as tf
 
+from tfbert.checkpoints.model_card import made_by
 from tfbert.errors import TfbertError, check_positive_int
 from tfbert.models.inference import inference_graph, main_layers
 from tfbert.models.inference_weights import PRECISIONS, InferenceWeights
 from tfbert.serving import warmup as serving_warmup
+from tfbert.serving.example_signatures import set_method_names
+from tfbert.serving.export_card import export_card, write_export_card
 from tfbert.serving.modules import ClassifierModule, EncoderModule, export_module
 from tfbert.serving.task_base import TaskModule
 from tfbert.serving.versions import existing_versions, prune_versions, retire
@@ -62,7 +65,7 @@ def check_version_free(base_dir, version, overwrite=False):
 
 
 def export_saved_model(model, base_dir, version=None, overwrite=False, keep=None, warmup=True, fused=True,
-                       precision="float32"):
+                       precision="float32", card=None):
     """Writes `model` (from `build_encoder` or `build_classifier`) as a SavedModel to `base_dir/<version>`.
 
     Writing is atomic: the export is written under a temporary non-numeric name in base_dir
@@ -86,6 +89,9 @@ def export_saved_model(model, base_dir, version=None, overwrite=False, keep=None
             on bfloat16 copies of its dense weights (saved beside the float32 ones). It pays on CPUs
             with AMX and is slower where matrices multiply slower in bfloat16 than in float32 (see
             docs/serving.md); inputs and outputs keep their types. Needs fused=True. Defaults to "float32".
+        card: dict. Fields of the export's model card (`tfbert.checkpoints.model_card.ModelCard`) that
+            the caller knows: training, command, base_model. The card, `assets.extra/README.md`,
+            always lists the checkpoint, task, labels, tokenizer options and signatures.
 
     Returns:
         pathlib.Path of the version folder written.
@@ -122,9 +128,17 @@ def export_saved_model(model, base_dir, version=None, overwrite=False, keep=None
         with inference_graph(bert_holder, weights=weights) if fused else contextlib.nullcontext():
             if isinstance(module, EncoderModule):
                 module.trace_call()
-            tf.saved_model.save(module, str(staging), signatures=module.signatures())
+            signatures = module.signatures()
+            tf.saved_model.save(module, str(staging), signatures=signatures)
+        set_method_names(staging)
+        card = {"base_model": getattr(model, "checkpoint_name", None),
+                "command": made_by("tfbert.export_saved_model", base_dir=str(base_dir), precision=precision),
+                **(card or {})}
+        task = "encoder" if isinstance(module, EncoderModule) else module.task
+        labels = [] if isinstance(module, EncoderModule) else module.labels
+        write_export_card(staging, export_card(base_dir.name, task, labels, tokenizer, layers[0].config, precision,
+                                               signatures, **card))
         if warmup:
-            signatures = {name: [spec.name for spec in fn.input_signature] for name, fn in module.signatures().items()}
             records = serving_warmup.warmup_records(base_dir.name, signatures, tokenizer.max_length)
             serving_warmup.write_warmup(staging, records)
         if isinstance(module, (ClassifierModule, TaskModule)) and module.labels:

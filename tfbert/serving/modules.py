@@ -11,6 +11,7 @@ and tensorflow_text (for its ops), not tfbert, tf_keras or transformers. An enco
 | embed           | text              | sentence_embedding [batch, hidden], mean-pooled, L2-normalised |
 | tokenize_with_offsets      | text            | as tokenize, and offsets [batch, seq, 2]  |
 | tokenize_pair_with_offsets | text, text_pair | as tokenize_pair, and offsets [batch, seq, 2] |
+| serve_examples  | examples (serialized tf.Example with a `text` feature) | as serving_default |
 
 `offsets` are each token's (start, end) in its own text, in code points, as transformers'
 `offset_mapping`; (0, 0) for [CLS], [SEP] and padding.
@@ -31,6 +32,7 @@ from tfbert.models.encoder import BertEncoder, bert_outputs
 from tfbert.models.inference import computing_with
 from tfbert.models.length_groups import embed_in_length_groups
 from tfbert.models.pooling import sentence_embedding_pooling
+from tfbert.serving.example_signatures import example_signatures
 
 TEXT = tf.TensorSpec([None], tf.string, name="text")
 TEXT_PAIR = tf.TensorSpec([None], tf.string, name="text_pair")
@@ -140,6 +142,7 @@ class EncoderModule(tf.Module):
     def signatures(self):
         return {
             "serving_default": self.serving_default,
+            **example_signatures(self.serving_default),
             "tokenize": self.tokenize,
             "encode_pair": self.encode_pair,
             "tokenize_pair": self.tokenize_pair,
@@ -159,7 +162,9 @@ class ClassifierModule(tf.Module):
 
     A single-text classifier has `serving_default` (text), `tokenize` and `tokenize_with_offsets`; a
     sentence-pair classifier has `classify_pair` (text, text_pair), the same function as its
-    `serving_default`, `tokenize_pair` and `tokenize_pair_with_offsets`.
+    `serving_default`, `tokenize_pair` and `tokenize_pair_with_offsets`. Both have `serve_examples`
+    and, for TF Serving's Classify API, `classify` (classes and scores: the labels and their
+    probabilities), or for a regressor its Regress API's `regress` (`tfbert.serving.example_signatures`).
     """
 
     def __init__(self, model):
@@ -208,10 +213,13 @@ class ClassifierModule(tf.Module):
         return self._outputs(self._layers.model({"text": text, "text_pair": text_pair}, training=False))
 
     def signatures(self):
-        if self.text_pair:
-            return {"serving_default": self._classify_pair, "classify_pair": self._classify_pair,
-                    **self._tokenize_signatures}
-        return {"serving_default": self._classify, **self._tokenize_signatures}
+        serving_default = self._classify_pair if self.text_pair else self._classify
+        if self.task == "regression":
+            examples = example_signatures(serving_default, score="score")
+        else:
+            examples = example_signatures(serving_default, labels=self.labels, scores="probabilities")
+        pair = {"classify_pair": self._classify_pair} if self.text_pair else {}
+        return {"serving_default": serving_default, **pair, **examples, **self._tokenize_signatures}
 
 
 def export_module(model):

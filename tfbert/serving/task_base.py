@@ -9,6 +9,7 @@ import types
 
 import tensorflow as tf
 
+from tfbert.serving.example_signatures import example_signatures
 from tfbert.serving.modules import tokenize_signatures
 from tfbert.text.vocabulary import read_vocabulary
 
@@ -44,6 +45,15 @@ class TaskModule(tf.Module):
         return self._layers.tokenizer
 
     @property
+    def checkpoint_name(self):
+        """The checkpoint the export is built from (for its model card), or None."""
+        return getattr(self._layers, "checkpoint_name", None)
+
+    @checkpoint_name.setter
+    def checkpoint_name(self, name):
+        self._layers.checkpoint_name = name
+
+    @property
     def model(self):
         return self._layers.model
 
@@ -71,8 +81,15 @@ class TaskModule(tf.Module):
     def serving_default(self):
         raise NotImplementedError
 
+    def example_options(self):
+        """What the export's tf.Example signatures offer beyond `serve_examples` (see
+        `tfbert.serving.example_signatures.example_signatures`): none for most tasks."""
+        return {}
+
     def signatures(self):
-        return {"serving_default": self.serving_default(), **self._tokenize_signatures}
+        serving_default = self.serving_default()
+        return {"serving_default": serving_default, **example_signatures(serving_default, **self.example_options()),
+                **self._tokenize_signatures}
 
 
 def run_model(model, tokens):

@@ -51,4 +51,6 @@ def build_task_module(model=None, task=None, max_length=None, allow_pickle=False
     if max_length is None and task == "question-answering":
         max_length = min(QA_MAX_LENGTH, checkpoint.max_length)
     tokenizer = checkpoint.build_tokenizer(max_length)
-    return TASK_MODULES[task](tokenizer, load_task_model(checkpoint, task), **options)
+    module = TASK_MODULES[task](tokenizer, load_task_model(checkpoint, task), **options)
+    module.checkpoint_name = checkpoint.name
+    return module

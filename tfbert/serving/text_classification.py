@@ -6,6 +6,8 @@ label's probability). As transformers' `TextClassificationPipeline` chooses the 
 config: none for `problem_type="regression"` (`probabilities` are then the raw outputs), sigmoid
 for "multi_label_classification" or a single label, softmax otherwise. `serving_default` takes
 `text`; `classify_pair` takes `text` and `text_pair` (the pipeline's {"text", "text_pair"} input).
+`classify` serves TF Serving's Classify API (classes: the labels, scores: `probabilities`), or
+`regress` its Regress API for a one-output regressor (`tfbert.serving.example_signatures`).
 """
 
 import tensorflow as tf
@@ -38,6 +40,12 @@ class TextClassificationModule(TaskModule):
 
     def serving_default(self):
         return self._classify
+
+    def example_options(self):
+        # TF Serving's Regress API for a one-output regressor; its Classify API otherwise.
+        if self.options["function"] == "none" and len(self.labels) == 1:
+            return {"score": "score"}
+        return {"labels": self.labels, "scores": "probabilities"}
 
     def signatures(self):
         return {**super().signatures(), "classify_pair": self._classify_pair, **self._pair_signatures}

@@ -4,9 +4,11 @@ export, so TF Serving runs every signature at a few sequence lengths before it t
 import pathlib
 
 import tensorflow as tf
-from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+from tensorflow_serving.apis import (classification_pb2, input_pb2, model_pb2, predict_pb2, prediction_log_pb2,
+                                     regression_pb2)
 
 from tfbert.errors import TfbertError
+from tfbert.serving.example_signatures import CLASSIFY_METHOD, EXAMPLES, METHOD_NAMES, example_features
 
 WARMUP_FILE = pathlib.Path("assets.extra") / "tf_serving_warmup_requests"
 _WARMUP_WORDS = "the quick brown fox jumps over the lazy dog".split()
@@ -31,21 +33,50 @@ def warmup_batches(max_length):
     return batches
 
 
+def _example(features):
+    """A tf.Example of bytes features, one value each."""
+    return tf.train.Example(features=tf.train.Features(feature={
+        name: tf.train.Feature(bytes_list=tf.train.BytesList(value=[value.encode()])) for name, value in features.items()}))
+
+
 def warmup_records(model_name, signatures, max_length):
     """`PredictionLog` protos: every signature on every warm-up batch.
 
+    The signatures on serialized tf.Examples (`tfbert.serving.example_signatures`) get Examples of the
+    same texts, with serving_default's inputs as features: `serve_examples` as a Predict request,
+    `classify` and `regress` as the Classify and Regress requests TF Serving's APIs take.
+
     Args:
         model_name: str. The served model's name (TF Serving's model_spec.name).
-        signatures: dict of signature name to its input names, e.g. {"encode_pair": ["text", "text_pair"]}.
+        signatures: dict of signature name to its tf.function (with an input_signature).
         max_length: int. The export's longest sequence.
     """
+    features = example_features(signatures["serving_default"])
     records = []
-    for name, inputs in sorted(signatures.items()):
+    for name, function in sorted(signatures.items()):
+        inputs = [spec.name for spec in function.input_signature]
         for batch in warmup_batches(max_length):
-            request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(name=model_name, signature_name=name))
-            for position, input_name in enumerate(inputs):
-                texts = batch if position == 0 else list(reversed(batch))  # the pair: other lengths, same batch size
-                request.inputs[input_name].CopyFrom(tf.make_tensor_proto([t.encode() for t in texts], dtype=tf.string))
+            # Each input after the first (the pair) gets the batch reversed: other lengths, same batch size.
+            columns = [batch if position == 0 else list(reversed(batch))
+                       for position in range(max(len(inputs), len(features)))]
+            examples = [_example(dict(zip(features, texts))) for texts in zip(*columns[:len(features)])]
+            spec = model_pb2.ModelSpec(name=model_name, signature_name=name)
+            if name in METHOD_NAMES:
+                request = input_pb2.Input(example_list=input_pb2.ExampleList(examples=examples))
+                log = (prediction_log_pb2.PredictionLog(classify_log=prediction_log_pb2.ClassifyLog(
+                           request=classification_pb2.ClassificationRequest(model_spec=spec, input=request)))
+                       if METHOD_NAMES[name] == CLASSIFY_METHOD else
+                       prediction_log_pb2.PredictionLog(regress_log=prediction_log_pb2.RegressLog(
+                           request=regression_pb2.RegressionRequest(model_spec=spec, input=request))))
+                records.append(log)
+                continue
+            request = predict_pb2.PredictRequest(model_spec=spec)
+            if inputs == [EXAMPLES.name]:
+                values = {EXAMPLES.name: [example.SerializeToString() for example in examples]}
+            else:
+                values = {input_name: [t.encode() for t in columns[position]] for position, input_name in enumerate(inputs)}
+            for input_name, value in values.items():
+                request.inputs[input_name].CopyFrom(tf.make_tensor_proto(value, dtype=tf.string))
             records.append(prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request)))
     return records
 
