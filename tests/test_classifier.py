@@ -150,7 +150,7 @@ def test_classifier_export_in_fresh_process(tmp_path, tiny_checkpoint):
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     logits = model(tf.constant(texts + [""])).numpy()
-    assert report["signatures"] == ["serving_default", "tokenize", "tokenize_with_offsets"]
+    assert report["signatures"] == ["classify", "serve_examples", "serving_default", "tokenize", "tokenize_with_offsets"]
     assert report["modules"] == []
     np.testing.assert_allclose(report["logits"], logits, atol=1e-5)
     np.testing.assert_allclose(report["probabilities"], tf.nn.softmax(logits).numpy(), atol=1e-5)
@@ -166,7 +166,8 @@ def test_pair_classifier_export_has_classify_pair(tmp_path, tiny_checkpoint):
     model = build_classifier(str(tiny_checkpoint), labels=["no", "yes"], text_pair=True)
     path = export_saved_model(model, tmp_path / "pairs", warmup=False)
     loaded = tf.saved_model.load(str(path))
-    assert sorted(loaded.signatures) == ["classify_pair", "serving_default", "tokenize_pair", "tokenize_pair_with_offsets"]
+    assert sorted(loaded.signatures) == ["classify", "classify_pair", "serve_examples", "serving_default", "tokenize_pair",
+                                         "tokenize_pair_with_offsets"]
     pairs = dict(text=tf.constant(["is it free?", "x"]), text_pair=tf.constant(["yes it is", ""]))
     exported = loaded.signatures["classify_pair"](**pairs)
     np.testing.assert_allclose(exported["logits"].numpy(), model(pairs).numpy(), atol=1e-5)

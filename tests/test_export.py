@@ -107,7 +107,7 @@ def test_fresh_process_matches_in_process(tmp_path, exported, default_encoder):
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
 
-    assert report["signatures"] == sorted(["serving_default", "tokenize", "encode_pair", "tokenize_pair", "embed",
+    assert report["signatures"] == sorted(["serving_default", "serve_examples", "tokenize", "encode_pair", "tokenize_pair", "embed",
                                            "tokenize_with_offsets", "tokenize_pair_with_offsets"])
     assert report["modules"] == []  # loading needed no tfbert, transformers, tf_keras or torch
     assert max(report["diffs"].values()) <= 1e-5, report["diffs"]

@@ -151,24 +151,25 @@ def test_warmup_covers_every_signature_and_replays(default_export, loaded_defaul
     _, export_dir = default_export
     records = warmup.read_warmup(export_dir)
     requests = [r.predict_log.request for r in records]
-    assert {r.model_spec.signature_name for r in requests} == set(SIGNATURE_INPUTS)
+    inputs_of = {**SIGNATURE_INPUTS, "serve_examples": ["examples"]}  # serialized tf.Examples of the same texts
+    assert {r.model_spec.signature_name for r in requests} == set(inputs_of)
     assert {r.model_spec.name for r in requests} == {"minilm-l6-uncased"}
     lengths = set()
     for request in requests:
         signature = request.model_spec.signature_name
-        assert sorted(request.inputs) == sorted(SIGNATURE_INPUTS[signature])
+        assert sorted(request.inputs) == sorted(inputs_of[signature])
         inputs = {k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()}
         outputs = loaded_default.signatures[signature](**inputs)
-        batch = int(inputs["text"].shape[0])
+        batch = int(next(iter(inputs.values())).shape[0])
         for value in outputs.values():
             assert value.shape[0] == batch and np.isfinite(value.numpy()).all()
         if signature == "tokenize":
             lengths.add(int(outputs["input_ids"].shape[1]))
     assert min(lengths) <= 16 and 32 <= sorted(lengths)[1] <= 128 and max(lengths) == 512, lengths
-    # docs/serving.md: 35 requests, each signature on single texts of three lengths and batches of 8 of the two shorter.
-    assert len(records) == 35 <= 1000  # TF Serving replays at most 1000 warm-up records
-    for signature in SIGNATURE_INPUTS:
-        sizes = [int(tf.make_ndarray(r.inputs["text"]).shape[0]) for r in requests if r.model_spec.signature_name == signature]
+    # docs/serving.md: 40 requests, each signature on single texts of three lengths and batches of 8 of the two shorter.
+    assert len(records) == 40 <= 1000  # TF Serving replays at most 1000 warm-up records
+    for signature, names in inputs_of.items():
+        sizes = [int(tf.make_ndarray(r.inputs[names[0]]).shape[0]) for r in requests if r.model_spec.signature_name == signature]
         assert sorted(sizes) == [1, 1, 1, 8, 8], (signature, sizes)
 
 

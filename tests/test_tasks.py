@@ -403,14 +403,26 @@ def test_task_exports_through_the_c_api_and_check_serving(c_runner, exports, tmp
     inputs = task_inputs()
     for task, path in exports.items():
         request = {k: [t.encode() for t in v] for k, v in inputs[task].items()}
+        # The same inputs as tf.Examples (serve_examples; the Classify API's classify for labels).
+        examples = [tf.train.Example(features=tf.train.Features(feature={
+            name: tf.train.Feature(bytes_list=tf.train.BytesList(value=[values[i]])) for name, values in request.items()}
+        )).SerializeToString() for i in range(len(next(iter(request.values()))))]
+        calls = [("serving_default", request), ("serve_examples", {"examples": examples})]
+        if task == "text-classification":
+            calls.append(("classify", {"inputs": examples}))
         folder = tmp_path / task
         folder.mkdir()
-        (from_c,) = run_c_api(c_runner, path, folder, [("serving_default", request)])
+        from_c, from_examples, *classified = run_c_api(c_runner, path, folder, calls)
         from_python = tf.saved_model.load(path).signatures["serving_default"](
             **{k: tf.constant(v) for k, v in request.items()})
-        assert sorted(from_c) == sorted(from_python), task
+        assert sorted(from_c) == sorted(from_python) == sorted(from_examples), task
         for name, value in from_python.items():
             assert from_c[name].shape == tuple(value.shape) and (from_c[name] == value.numpy()).all(), (task, name)
+            assert (from_examples[name] == value.numpy()).all(), (task, name)
+        if classified:
+            assert (classified[0]["scores"] == from_python["probabilities"].numpy()).all()
+            assert [row[i].decode() for row, i in zip(classified[0]["classes"], from_python["label_id"].numpy())] == \
+                [label.decode() for label in from_python["label"].numpy()]
         report = check_serving(path)
         assert report["problems"] == [], (task, report["problems"])
 

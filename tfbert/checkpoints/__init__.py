@@ -5,5 +5,6 @@
     fetch.py       presets, local folders and hub ids to a local folder (cache, sha256)
     checkpoint.py  load_checkpoint: the checked config, vocabulary, tokenizer options and weights file
     state_dict.py  weights files to numpy arrays (PyTorch names)
-    writer.py      write_checkpoint: the same layout, written
+    model_card.py  ModelCard: the generated README.md of a saved model (Hugging Face's format)
+    writer.py      write_checkpoint: the same layout, written, with its model card
 """

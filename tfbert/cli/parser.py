@@ -69,7 +69,8 @@ def _add_export_parser(subparsers):
     sub = _command(subparsers, "export", commands.export, "write the encoder or a task model as a SavedModel for TF Serving",
                    "Export a checkpoint to OUT_DIR/NAME/VERSION (TF Serving's layout) and print the folder. An encoder "
                    "(config.json architectures BertModel, or --task encoder) gets the signatures serving_default, "
-                   "tokenize, encode_pair, tokenize_pair, embed, tokenize_with_offsets and tokenize_pair_with_offsets. "
+                   "tokenize, encode_pair, tokenize_pair, embed, tokenize_with_offsets, tokenize_pair_with_offsets and "
+                   "serve_examples (serialized tf.Examples). "
                    "A Hugging Face task checkpoint (BertForQuestionAnswering, BertForTokenClassification, "
                    "BertForMaskedLM or BertForPreTraining, BertForSequenceClassification) gets a serving_default that "
                    "returns what transformers' pipeline of that task returns (see docs/tasks.md).")

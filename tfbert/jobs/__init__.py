@@ -5,7 +5,8 @@
     batching.py        make_dataset: length-bucketed tf.data batches of raw strings
     best_epoch.py      BestEpoch: best dev epoch and early stopping, kept on disk
     distribution.py    one process, mirrored or multi-worker
-    training_run.py    a fine-tuning run's work folder, fit with the best epoch kept, its result
+    tensorboard.py     TensorBoard logs of a run: epoch scalars, learning rate, hyper-parameters
+    training_run.py    a fine-tuning run's work folder, fit with the best epoch kept, its result and model card
     finetune.py        finetune: the `tfbert finetune` run (classifiers; hands taggers to finetune_tagger)
     tagged_text.py     tagged words: CoNLL and JSONL readers, IOB1/IOB2 checks, tag names and ids
     entity_scores.py   entity-level precision, recall and F1, counted as conlleval counts them
