@@ -136,8 +136,8 @@ def export_saved_model(model, base_dir, version=None, overwrite=False, keep=None
                 **(card or {})}
         task = "encoder" if isinstance(module, EncoderModule) else module.task
         labels = [] if isinstance(module, EncoderModule) else module.labels
-        write_export_card(staging, export_card(base_dir.name, task, labels, tokenizer, layers[0].config, precision,
-                                               signatures, **card))
+        write_export_card(staging, export_card(staging, base_dir.name, task, labels, tokenizer, layers[0].config,
+                                               precision, **card))
         if warmup:
             records = serving_warmup.warmup_records(base_dir.name, signatures, tokenizer.max_length)
             serving_warmup.write_warmup(staging, records)

@@ -3,34 +3,47 @@ checkpoint, task, labels, tokenizer options, and every signature with its inputs
 
 import pathlib
 
+import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
+
 from tfbert.checkpoints.model_card import ModelCard, model_facts, tfbert_version, tokenizer_facts
-from tfbert.serving.example_signatures import METHOD_NAMES
+from tfbert.serving.example_signatures import SAVED_MODEL_FILE
 
 CARD_PATH = pathlib.Path("assets.extra") / "README.md"
-PREDICT_METHOD = "tensorflow/serving/predict"
 
 
-def _shape(shape):
-    return "[" + ", ".join("batch" if i == 0 and d is None else "?" if d is None else str(d)
-                           for i, d in enumerate(shape)) + "]"
+def _shape(tensor_shape):
+    if tensor_shape.unknown_rank:
+        return "[?]"
+    sizes = [dim.size for dim in tensor_shape.dim]
+    return "[" + ", ".join("batch" if i == 0 and d < 0 else "?" if d < 0 else str(d) for i, d in enumerate(sizes)) + "]"
 
 
-def signature_rows(signatures):
-    """Each signature's method name, inputs and outputs, as the card lists them (traced functions)."""
+def _dtype(tensor_info):
+    return tf.dtypes.as_dtype(tensor_info.dtype).name
+
+
+def signature_rows(export_dir):
+    """Each signature's method name, inputs and outputs as the saved `saved_model.pb` holds them (read
+    back from the file, which costs nothing, where asking the functions would trace them again)."""
+    proto = saved_model_pb2.SavedModel.FromString((pathlib.Path(export_dir) / SAVED_MODEL_FILE).read_bytes())
+    (meta_graph,) = proto.meta_graphs
     rows = []
-    for name, function in sorted(signatures.items()):
-        concrete = function.get_concrete_function()
-        inputs = [(spec.name, spec.dtype.name, _shape(spec.shape)) for spec in function.input_signature]
-        outputs = [(key, value.dtype.name, _shape(value.shape)) for key, value in sorted(concrete.structured_outputs.items())]
-        rows.append({"name": name, "method": METHOD_NAMES.get(name, PREDICT_METHOD), "inputs": inputs, "outputs": outputs})
+    for name, signature in sorted(meta_graph.signature_def.items()):
+        if name.startswith("__"):  # TensorFlow's own __saved_model_init_op
+            continue
+        rows.append({"name": name, "method": signature.method_name,
+                     "inputs": [(key, _dtype(value), _shape(value.tensor_shape)) for key, value in sorted(signature.inputs.items())],
+                     "outputs": [(key, _dtype(value), _shape(value.tensor_shape)) for key, value in sorted(signature.outputs.items())]})
     return rows
 
 
-def export_card(name, task, labels, tokenizer, bert_config, precision, signatures, base_model=None, **fields):
-    """The export's `ModelCard`; `fields` (training, command, base_model) as the caller knows them."""
+def export_card(export_dir, name, task, labels, tokenizer, bert_config, precision, base_model=None, **fields):
+    """The `ModelCard` of the export saved in `export_dir`; `fields` (training, command, base_model) as
+    the caller knows them."""
     return ModelCard(name=name, task=task, base_model=base_model, labels=list(labels or []),
                      tokenizer=tokenizer_facts(tokenizer), model=model_facts(bert_config, precision),
-                     signatures=signature_rows(signatures), version=tfbert_version(), **fields)
+                     signatures=signature_rows(export_dir), version=tfbert_version(), **fields)
 
 
 def write_export_card(export_dir, card):
