@@ -150,7 +150,7 @@ class ModelCard:
         """The card's text: front matter and Markdown."""
         lines = ["---", self.card_data().to_yaml(), "---", "", f"# {self.name}", ""]
         base = self.base_model or "a BERT checkpoint"
-        lines += [f"A BERT model for {self.task}, from `{base}`, made by tfbert (TensorFlow, served from raw strings).", ""]
+        lines += [f"A BERT {self.task} model from `{base}`, made by tfbert (TensorFlow, served from raw strings).", ""]
         lines += ["## Model", "", "| | |", "| --- | --- |", f"| task | {self.task} |", f"| base checkpoint | `{base}` |"]
         if self.labels:
             lines.append(f"| labels ({len(self.labels)}, in id order) | {', '.join(f'`{label}`' for label in self.labels)} |")
