@@ -23,12 +23,13 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow.python.saved_model.pywrap_saved_model import fingerprinting as fingerprinting_pywrap
 
+from tfbert.serving.versions import SAVED_MODEL_FILE
+
 EXAMPLES = tf.TensorSpec([None], tf.string, name="examples")
 CLASSIFY_INPUTS = tf.TensorSpec([None], tf.string, name="inputs")  # TF Serving's kClassifyInputs / kRegressInputs
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 REGRESS_METHOD = "tensorflow/serving/regress"
 METHOD_NAMES = {"classify": CLASSIFY_METHOD, "regress": REGRESS_METHOD}  # signature: its TF Serving method
-SAVED_MODEL_FILE = "saved_model.pb"
 FINGERPRINT_FILE = "fingerprint.pb"
 
 

@@ -134,10 +134,8 @@ def export_saved_model(model, base_dir, version=None, overwrite=False, keep=None
         card = {"base_model": getattr(model, "checkpoint_name", None),
                 "command": made_by("tfbert.export_saved_model", base_dir=str(base_dir), precision=precision),
                 **(card or {})}
-        task = "encoder" if isinstance(module, EncoderModule) else module.task
-        labels = [] if isinstance(module, EncoderModule) else module.labels
-        write_export_card(staging, export_card(staging, base_dir.name, task, labels, tokenizer, layers[0].config,
-                                               precision, **card))
+        write_export_card(staging, export_card(staging, base_dir.name, module.task, module.labels, tokenizer,
+                                               layers[0].config, precision, **card))
         if warmup:
             records = serving_warmup.warmup_records(base_dir.name, signatures, tokenizer.max_length)
             serving_warmup.write_warmup(staging, records)

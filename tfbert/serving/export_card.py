@@ -7,7 +7,7 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 from tfbert.checkpoints.model_card import ModelCard, model_facts, tfbert_version, tokenizer_facts
-from tfbert.serving.example_signatures import SAVED_MODEL_FILE
+from tfbert.serving.versions import SAVED_MODEL_FILE
 
 CARD_PATH = pathlib.Path("assets.extra") / "README.md"
 
