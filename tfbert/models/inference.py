@@ -15,9 +15,12 @@ Real tokens' hidden states equal `TFBertMainLayer`'s within float32 noise; paddi
 `last_hidden_state` are 0 (transformers computes values there that nothing should read).
 
 With `weights=InferenceWeights(..., tf.bfloat16)` the matrix multiplications run in bfloat16 on
-bfloat16 copies of the dense layers' kernels and biases, with float32 accumulation in oneDNN; the
-residual stream, layer norms, softmax, embeddings and pooler stay float32, as PyTorch's autocast
-keeps them. Outputs are float32 either way.
+bfloat16 copies of the dense layers' kernels and biases, with float32 accumulation in oneDNN, and
+attention (scores, mask, softmax, context) runs in bfloat16 too: PyTorch's autocast also rounds the
+scores to bfloat16, and a float32 softmax between them costs casts over every score (Cast took 89
+of 688 ms of op time, and 12 without it, at batch 32 on long Debian descriptions on an Intel Xeon
+with AMX: benchmarks/profile_serving.py). The residual stream, layer norms, embeddings and pooler stay float32, as autocast keeps them.
+Outputs are float32 either way.
 
 `inference_graph(model)` routes the inference calls of every `TFBertMainLayer` in `model` through
 `inference_outputs` while an export traces its signatures; training calls (dropout) and calls asking
@@ -119,15 +122,15 @@ def _attend(qkv, mask_bias, batch, seq, heads, head_size, dtype):
     by side), mask_bias float32 [batch, 1, 1, seq] -> context [batch, seq, heads * head_size]."""
     qkv = tf.transpose(tf.reshape(qkv, [batch, seq, 3, heads, head_size]), [2, 0, 3, 1, 4])
     query, key, value = tf.unstack(qkv)  # each [batch, heads, seq, head_size]
-    scores = tf.cast(tf.matmul(query, key, transpose_b=True), tf.float32) / math.sqrt(head_size)
-    probabilities = tf.cast(tf.nn.softmax(scores + mask_bias, axis=-1), dtype)
+    scores = tf.matmul(query, key, transpose_b=True) * tf.constant(1 / math.sqrt(head_size), dtype)
+    probabilities = tf.nn.softmax(scores + tf.cast(mask_bias, dtype), axis=-1)
     context = tf.transpose(tf.matmul(probabilities, value), [0, 2, 1, 3])
     return tf.reshape(context, [batch, seq, heads * head_size])
 
 
 def _attention(x, attention, mask_bias, rows, weights):
     """One TFBertSelfAttention on rows x [tokens, hidden]: -> context [tokens, heads * head_size], in
-    the compute dtype; the softmax in float32.
+    the compute dtype.
 
     Query, key and value are one MatMul on their kernels side by side. Attention runs on the [batch,
     seq] grid, or, when the batch's lengths differ enough (`LengthGroups.pays`), on each length
