@@ -7,7 +7,7 @@ import re
 import pytest
 from huggingface_hub import ModelCard
 
-from conftest import TINY_BERT, run_python, shared_file
+from conftest import TINY_BERT, run_python
 from test_example_signatures import method_names
 from test_serving import signature_defs
 from tfbert.checkpoints.model_card import hub_id
@@ -79,16 +79,4 @@ def test_finetune_cards_state_data_metrics_and_labels(tmp_path, tiny_checkpoint)
     assert loaded.returncode == 0 and loaded.stdout.split() == ["software"], loaded.stderr[-2000:]
 
 
-def test_pretrain_card_holds_the_held_out_metrics(tmp_path):
-    from tfbert.jobs.pretrain import pretrain
-
-    lines = open(shared_file("data", "debian-descriptions.txt"), encoding="utf-8").read().split("\n")[:400]
-    corpus = tmp_path / "corpus.txt"
-    corpus.write_text("\n".join(lines), encoding="utf-8")
-    result = pretrain(str(corpus), str(tmp_path / "domain-bert"), config="tiny", steps=10, checkpoint_every=5,
-                      batch_size=8, max_length=48, eval_steps=2, verbose=0)
-    card = ModelCard.load(tmp_path / "domain-bert" / "README.md")
-    assert card.data.pipeline_tag == "fill-mask" and card.data.model_name == "domain-bert"
-    metrics = {r.metric_name: r.metric_value for r in card.data.eval_results}
-    assert metrics == {f"heldout_{name}": pytest.approx(value, abs=1e-6) for name, value in result.heldout.items()}
-    assert "| rounds run | 2 of 2 |" in card.text and f"| corpus | {corpus} |" in card.text
+# The pretraining card is checked on the run of tests/test_tensorboard.py's pretraining test.

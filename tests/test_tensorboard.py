@@ -69,7 +69,11 @@ def test_finetune_logs_every_metric_and_the_learning_rate(tmp_path, tiny_checkpo
     assert hparams["model"] == result.model.checkpoint_name
 
 
-def test_pretrain_logs_rounds_held_out_metrics_and_hparams(tmp_path):
+def test_pretrain_logs_rounds_held_out_metrics_and_hparams_and_writes_a_card(tmp_path):
+    """One tiny pretraining run for both: TensorBoard's logs, and the Hugging Face folder's model card
+    (tfbert.checkpoints.model_card) with the held-out metrics."""
+    from huggingface_hub import ModelCard
+
     from tfbert.jobs.pretrain import pretrain
 
     lines = open(shared_file("data", "debian-descriptions.txt"), encoding="utf-8").read().split("\n")[:600]
@@ -88,3 +92,8 @@ def test_pretrain_logs_rounds_held_out_metrics_and_hparams(tmp_path):
     hparams = read_hparams(logdir)
     assert hparams["steps"] == 20 and hparams["config"] == "tiny" and hparams["checkpoint_every"] == 10
     assert np.isfinite(list(train["epoch_loss"].values())).all()
+    card = ModelCard.load(tmp_path / "out" / "README.md")
+    assert card.data.pipeline_tag == "fill-mask" and card.data.model_name == "out"
+    metrics = {r.metric_name: r.metric_value for r in card.data.eval_results}
+    assert metrics == {f"heldout_{name}": pytest.approx(value, abs=1e-6) for name, value in result.heldout.items()}
+    assert "| rounds run | 2 of 2 |" in card.text and f"| corpus | {corpus} |" in card.text
