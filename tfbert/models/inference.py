@@ -17,10 +17,9 @@ Real tokens' hidden states equal `TFBertMainLayer`'s within float32 noise; paddi
 With `weights=InferenceWeights(..., tf.bfloat16)` the matrix multiplications run in bfloat16 on
 bfloat16 copies of the dense layers' kernels and biases, with float32 accumulation in oneDNN, and
 attention (scores, mask, softmax, context) runs in bfloat16 too: PyTorch's autocast also rounds the
-scores to bfloat16, and a float32 softmax between them costs casts over every score (Cast took 89
-of 688 ms of op time, and 12 without it, at batch 32 on long Debian descriptions on an Intel Xeon
-with AMX: benchmarks/profile_serving.py). The residual stream, layer norms, embeddings and pooler stay float32, as autocast keeps them.
-Outputs are float32 either way.
+scores to bfloat16, and a float32 softmax between them costs two casts over every score (see
+benchmarks/profile_serving.py). The residual stream, layer norms, embeddings and pooler stay
+float32, as autocast keeps them. Outputs are float32 either way.
 
 `inference_graph(model)` routes the inference calls of every `TFBertMainLayer` in `model` through
 `inference_outputs` while an export traces its signatures; training calls (dropout) and calls asking
