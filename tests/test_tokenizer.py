@@ -175,6 +175,24 @@ def test_graph_equals_eager(layers):
             np.testing.assert_array_equal(eager[name].numpy(), graph_out[name].numpy())
 
 
+def _graph_size(function, *specs):
+    """Nodes of a traced function, its nested functions (tf.cond branches) included."""
+    graph = tf.function(function).get_concrete_function(*specs).graph.as_graph_def()
+    return len(graph.node) + sum(len(f.node_def) for f in graph.library.function)
+
+
+def test_a_pair_is_tokenized_as_one_batch(layers):
+    """Both texts of a pair go through the segmenter together: a pair's graph (what an export traces
+    and a server runs) is not twice a single text's, with or without offsets."""
+    layer = layers()
+    text = tf.TensorSpec([None], tf.string)
+    single, pair = _graph_size(lambda a: layer(a), text), _graph_size(lambda a, b: layer((a, b)), text, text)
+    assert pair < 1.5 * single, (single, pair)
+    single = _graph_size(lambda a: layer.tokenize_with_offsets(a), text)
+    pair = _graph_size(lambda a, b: layer.tokenize_with_offsets((a, b)), text, text)
+    assert pair < 1.5 * single, (single, pair)
+
+
 def test_inside_dataset_map(layers, reference_tokenizer):
     texts = ["first text", "the second one is longer", "third"]
     layer = layers(max_length=16, padding="max_length")

@@ -219,18 +219,33 @@ class BertTokenizerLayer(tf_keras.layers.Layer):
         with tf.control_dependencies([same]):
             return tf.identity(text), tf.identity(text_pair)
 
+    def _segment(self, text, text_pair, with_offsets=False):
+        """[ids_a, ids_b] (ids_b None without a pair), and with_offsets [spans_a, spans_b].
+
+        A pair's two texts go through the segmenter as one batch, split back after: one set of ops
+        for both texts instead of two, so a pair's graph is smaller to trace and to run
+        (tests/test_tokenizer.py::test_a_pair_is_tokenized_as_one_batch)."""
+        batch = text if text_pair is None else tf.concat([text, text_pair], 0)
+        if with_offsets:
+            ids, spans = self._segmenter.tokenize_with_offsets(batch)
+        else:
+            ids, spans = self._segmenter.tokenize(batch), None
+        if text_pair is None:
+            return [ids, None], [spans, None]
+        count = tf.shape(text)[0]
+        return [ids[:count], ids[count:]], [None, None] if spans is None else [spans[:count], spans[count:]]
+
     def call(self, inputs, text_pair=None):
         text, text_pair = self._texts(inputs, text_pair)
-        ids_b = None if text_pair is None else self._segmenter.tokenize(text_pair)
-        segments = truncate_longest_first(self._segmenter.tokenize(text), ids_b, self.max_length)
+        (ids_a, ids_b), _ = self._segment(text, text_pair)
+        segments = truncate_longest_first(ids_a, ids_b, self.max_length)
         return pack(segments, self.cls_id, self.sep_id, self.pad_id, self.max_length, self.padding)
 
     def tokenize_with_offsets(self, inputs, text_pair=None):
         """As calling the layer, plus "offsets": int32 [batch, seq, 2], each token's (start, end) in its
         own text in code points, as transformers' `offset_mapping`; (0, 0) for [CLS], [SEP] and padding."""
         text, text_pair = self._texts(inputs, text_pair)
-        ids_a, spans_a = self._segmenter.tokenize_with_offsets(text)
-        ids_b, spans_b = (None, None) if text_pair is None else self._segmenter.tokenize_with_offsets(text_pair)
+        (ids_a, ids_b), (spans_a, spans_b) = self._segment(text, text_pair, with_offsets=True)
         segments = truncate_longest_first(ids_a, ids_b, self.max_length)
         spans = [truncate_rows(s, kept.row_lengths()) for s, kept in zip((spans_a, spans_b), segments)]
         packed = pack(segments, self.cls_id, self.sep_id, self.pad_id, self.max_length, self.padding)
@@ -256,8 +271,7 @@ class BertTokenizerLayer(tf_keras.layers.Layer):
         """
         check_window_options(self.max_length, stride, max_first_length, max_windows)
         text, text_pair = self._texts(text, text_pair)
-        ids_a, spans_a = self._segmenter.tokenize_with_offsets(text)
-        ids_b, spans_b = self._segmenter.tokenize_with_offsets(text_pair)
+        (ids_a, ids_b), (spans_a, spans_b) = self._segment(text, text_pair, with_offsets=True)
         keep_a = tf.minimum(ids_a.row_lengths(), max_first_length)
         ids_a, spans_a = truncate_rows(ids_a, keep_a), truncate_rows(spans_a, keep_a)
         pair, start, length = windows(keep_a, ids_b.row_lengths(), self.max_length, stride, max_windows)
