@@ -12,6 +12,8 @@ import shutil
 import tempfile
 
 import tensorflow as tf
+# Private, as tf.function's trace cache keys on it: `EncoderModule.trace_call` must trace in the save's context.
+from tensorflow.python.saved_model import save_context
 
 from tfbert.checkpoints.model_card import made_by
 from tfbert.errors import TfbertError, check_positive_int
@@ -27,6 +29,7 @@ from tfbert.serving.versions import existing_versions, prune_versions, retire
 logger = logging.getLogger(__name__)
 
 LABELS_FILE = "assets.extra/labels.txt"
+SAVE_OPTIONS = tf.saved_model.SaveOptions()
 
 
 def _pid_alive(pid):
@@ -127,9 +130,10 @@ def export_saved_model(model, base_dir, version=None, overwrite=False, keep=None
             weights = InferenceWeights(layers, stored_qkv=False) if fused else None
         with inference_graph(bert_holder, weights=weights) if fused else contextlib.nullcontext():
             if isinstance(module, EncoderModule):
-                module.trace_call()
+                with save_context.save_context(SAVE_OPTIONS):
+                    module.trace_call()
             signatures = module.signatures()
-            tf.saved_model.save(module, str(staging), signatures=signatures)
+            tf.saved_model.save(module, str(staging), signatures=signatures, options=SAVE_OPTIONS)
         set_method_names(staging)
         card = {"base_model": getattr(model, "checkpoint_name", None),
                 "command": made_by("tfbert.export_saved_model", base_dir=str(base_dir), precision=precision),

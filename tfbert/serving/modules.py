@@ -101,8 +101,16 @@ class EncoderModule(tf.Module):
         return self._bert(self.tokenize(text), training)
 
     def trace_call(self):
-        """Traces `__call__` for inference and training, so that the SavedModel holds both."""
+        """Traces `__call__` for inference and training, so that the SavedModel holds both.
+
+        Call it inside the save context of the `tf.saved_model.save` that follows (`export_saved_model`
+        does): tf.function keys its traces on that context, and traces made outside it are made again
+        inside. BERT is traced on its own first: traced only from within `__call__`, the save traces it
+        twice more."""
+        tokens = tf.nest.map_structure(lambda t: tf.TensorSpec(t.shape, t.dtype, name=t.name.split(":")[0]),
+                                       self.tokenize.get_concrete_function().structured_outputs)
         for training in (False, True):
+            self._bert.get_concrete_function(tokens, training)
             self.__call__.get_concrete_function(TEXT, training=training)
 
     @staticmethod
