@@ -120,10 +120,10 @@ def test_inference_graph_routes_only_inference_calls(tiny_models):
     assert np.abs(training().numpy() - expected).max() > 1e-3
 
 
-def test_fused_export_equals_transformers_export_in_a_fresh_process(tmp_path, tiny_encoder):
+def test_fused_export_equals_transformers_export_in_a_fresh_process(tmp_path, tiny_encoder, tiny_export):
     from tfbert.serving.export import export_saved_model
 
-    fused = export_saved_model(tiny_encoder, tmp_path / "fused")
+    fused = tiny_export  # the default: fused
     plain = export_saved_model(tiny_encoder, tmp_path / "plain", fused=False)
     code = """
 import sys, numpy as np, tensorflow as tf, tensorflow_text

@@ -4,6 +4,7 @@ import glob
 import json
 import os
 import pathlib
+import shutil
 import re
 import struct
 import subprocess
@@ -175,10 +176,10 @@ def test_warmup_covers_every_signature_and_replays(default_export, loaded_defaul
 
 # Versions and models.config ----------------------------------------------------------------------------------
 
-def test_keep_prunes_older_versions(tmp_path, tiny_encoder):
+def test_keep_prunes_older_versions(tmp_path, tiny_encoder, tiny_export):
     base = tmp_path / "tiny"
-    for _ in range(2):
-        export_saved_model(tiny_encoder, base, warmup=False)
+    for version in (1, 2):  # two earlier versions: copies of a real export
+        shutil.copytree(tiny_export, base / str(version))
     assert existing_versions(base) == [1, 2]
     latest = export_saved_model(tiny_encoder, base, keep=2, warmup=False)
     assert latest == base / "3" and existing_versions(base) == [2, 3]
