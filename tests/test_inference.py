@@ -236,7 +236,21 @@ def test_check_serving_warns_about_bfloat16_on_a_cpu_without_it(tmp_path, tiny_e
     assert op_check.cpu_bfloat16_flags(cpuinfo) == []
     assert op_check.cpu_bfloat16_flags(tmp_path / "missing") is None
 
+    # The export traces each function once: the traces made before the save are made in its context
+    # (EncoderModule.trace_call), so the save reuses them instead of tracing BERT again.
+    saved, save = [], tf.saved_model.save
+
+    def save_and_keep(module, *args, **kwargs):
+        saved.append(module)
+        return save(module, *args, **kwargs)
+
+    monkeypatch.setattr(tf.saved_model, "save", save_and_keep)
     bfloat16 = export_saved_model(tiny_encoder, tmp_path / "bf16", precision="bfloat16", warmup=False)
+    traces = {name: getattr(saved[0], name).experimental_get_tracing_count()
+              for name in ("__call__", "_bert", "_serve", "tokenize", "tokenize_pair", "serving_default", "embed")}
+    assert traces == {"__call__": 2, "_bert": 2, "_serve": 1, "tokenize": 1, "tokenize_pair": 1, "serving_default": 1,
+                      "embed": 1}  # __call__ and BERT for inference and for training
+    monkeypatch.undo()
     for flags, warned in (([], True), (["avx512_bf16"], False), (None, False)):
         monkeypatch.setattr(op_check, "cpu_bfloat16_flags", lambda flags=flags: flags)
         warnings = op_check.check_serving(bfloat16)["warnings"]

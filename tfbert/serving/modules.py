@@ -105,10 +105,11 @@ class EncoderModule(tf.Module):
 
         Call it inside the save context of the `tf.saved_model.save` that follows (`export_saved_model`
         does): tf.function keys its traces on that context, and traces made outside it are made again
-        inside. BERT is traced on its own first: traced only from within `__call__`, the save traces it
-        twice more."""
+        inside. BERT (`_bert`, and `_serve` for the signatures) is traced on its own first: traced only
+        from within other functions, the save traces it again."""
         tokens = tf.nest.map_structure(lambda t: tf.TensorSpec(t.shape, t.dtype, name=t.name.split(":")[0]),
                                        self.tokenize.get_concrete_function().structured_outputs)
+        self._serve.get_concrete_function(tokens)
         for training in (False, True):
             self._bert.get_concrete_function(tokens, training)
             self.__call__.get_concrete_function(TEXT, training=training)
