@@ -4,8 +4,8 @@ import glob
 import json
 import os
 import pathlib
-import shutil
 import re
+import shutil
 import struct
 import subprocess
 import threading

@@ -220,7 +220,8 @@ class BertTokenizerLayer(tf_keras.layers.Layer):
             return tf.identity(text), tf.identity(text_pair)
 
     def _segment(self, text, text_pair, with_offsets=False):
-        """[ids_a, ids_b] (ids_b None without a pair), and with_offsets [spans_a, spans_b].
+        """([ids_a, ids_b], [spans_a, spans_b]): each text's token ids ([batch, (ids)]) and, with
+        `with_offsets`, their spans; None for the second text without a pair, and for spans without offsets.
 
         A pair's two texts go through the segmenter as one batch, split back after: one set of ops
         for both texts instead of two, so a pair's graph is smaller to trace and to run
