@@ -193,6 +193,25 @@ def test_a_pair_is_tokenized_as_one_batch(layers):
     assert pair < 1.5 * single, (single, pair)
 
 
+def _asserts(function, *specs):
+    """Assert ops of a traced function, its nested functions included."""
+    graph = tf.function(function).get_concrete_function(*specs).graph.as_graph_def()
+    return sum(node.op == "Assert" for nodes in [graph.node, *(f.node_def for f in graph.library.function)]
+               for node in nodes)
+
+
+def test_the_tokenizer_graph_does_not_validate_its_own_ragged_tensors(layers):
+    """Ragged tensors the tokenizer builds skip TensorFlow's validation (`tfbert.text.ragged`): each
+    check is a conditional of two functions to trace, save and load with every export. What is left:
+    tensorflow-text's `regex_split` (9) and the check that a pair's two inputs have one batch size."""
+    layer = layers()
+    text = tf.TensorSpec([None], tf.string)
+    counts = [_asserts(lambda a: layer(a), text), _asserts(lambda a, b: layer((a, b)), text, text),
+              _asserts(lambda a, b: layer.tokenize_with_offsets((a, b)), text, text),
+              _asserts(lambda a, b: layer.tokenize_windows(a, b, 8, 8, 4), text, text)]
+    assert max(counts) <= 12, counts
+
+
 def test_inside_dataset_map(layers, reference_tokenizer):
     texts = ["first text", "the second one is longer", "third"]
     layer = layers(max_length=16, padding="max_length")

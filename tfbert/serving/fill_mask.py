@@ -18,6 +18,7 @@ from tfbert.defaults import FILL_MASK_TOP_K
 from tfbert.serving.modules import TEXT
 from tfbert.serving.task_base import TaskModule
 from tfbert.text.detokenize import decode_tokens
+from tfbert.text.ragged import from_rows
 
 
 class FillMaskModule(TaskModule):
@@ -65,6 +66,6 @@ class FillMaskModule(TaskModule):
                    "sequence": tf.reshape(sequence, [-1, k])}
         # [batch, masks, k]; the explicit shape also holds when no text of the batch has a mask.
         shape = tf.stack([batch, tf.cast(tf.reduce_max(tf.concat([num_masks, [0]], 0)), tf.int64), k])
-        padded = {name: tf.RaggedTensor.from_value_rowids(value, row, nrows=batch).to_tensor(shape=shape)
+        padded = {name: from_rows(value, row, batch).to_tensor(shape=shape)
                   for name, value in outputs.items()}
         return {**padded, "num_masks": tf.cast(num_masks, tf.int32)}

@@ -25,6 +25,7 @@ from tfbert.defaults import QA_DOC_STRIDE, QA_MAX_ANSWER_LENGTH, QA_MAX_QUESTION
 from tfbert.errors import check_positive_int
 from tfbert.serving.task_base import TaskModule, run_model
 from tfbert.text.offsets import sanitize_utf8
+from tfbert.text.ragged import from_rows
 from tfbert.text.windows import check_window_options
 
 QUESTION = tf.TensorSpec([None], tf.string, name="question")
@@ -111,8 +112,8 @@ def _best_answers(candidates, pair, context, top_k, handle_impossible_answer):
     batch = tf.shape(context, out_type=tf.int64)[0]
     pair = tf.cast(pair, tf.int64)
 
-    def by_question(values):  # [windows, n] -> [batch, (candidates)] in window order
-        return tf.RaggedTensor.from_value_rowids(values, pair, nrows=batch).merge_dims(1, 2)
+    def by_question(values):  # [windows, n] -> [batch, (candidates)] in window order (windows come by pair)
+        return from_rows(tf.reshape(values, [-1]), tf.repeat(pair, tf.shape(values)[1]), batch)
 
     valid = by_question(candidates["valid"])
     scores, start, end = (tf.ragged.boolean_mask(by_question(candidates[k]), valid) for k in ("score", "start", "end"))

@@ -29,6 +29,7 @@ from tfbert.serving.modules import TEXT
 from tfbert.serving.task_base import TaskModule, run_model
 from tfbert.text.detokenize import join_wordpieces
 from tfbert.text.offsets import sanitize_utf8
+from tfbert.text.ragged import from_rows
 
 
 class TokenClassificationModule(TaskModule):
@@ -83,7 +84,7 @@ class TokenClassificationModule(TaskModule):
                        "word": entities["word"], "start": entities["start"], "end": entities["end"]}
         rows = tf.boolean_mask(entities["row"], keep)
         batch = tf.shape(text, out_type=tf.int64)[0]
-        padded = {name: tf.RaggedTensor.from_value_rowids(tf.boolean_mask(value, keep), rows, nrows=batch).to_tensor()
+        padded = {name: from_rows(tf.boolean_mask(value, keep), rows, batch).to_tensor()
                   for name, value in outputs.items()}
         padded["num_entities"] = tf.cast(tf.math.bincount(tf.cast(rows, tf.int32), minlength=tf.cast(batch, tf.int32),
                                                           maxlength=tf.cast(batch, tf.int32)), tf.int32)
@@ -166,5 +167,5 @@ def _first_in_row(rows):
 
 def _joined(words, group, groups):
     """The words of each group joined back into text, as `convert_tokens_to_string`."""
-    ragged = tf.RaggedTensor.from_value_rowids(words, tf.cast(group, tf.int64), nrows=tf.cast(groups, tf.int64))
+    ragged = from_rows(words, tf.cast(group, tf.int64), tf.cast(groups, tf.int64))
     return join_wordpieces(ragged)

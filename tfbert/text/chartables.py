@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfbert.files import cache_dir, write_atomic
+from tfbert.text.ragged import expand_values
 
 MAX_CODE_POINT = 0x10FFFF
 _BLOCK_BITS = 8
@@ -196,7 +197,7 @@ class CodePointTable:
             tf.RaggedTensor of the same ragged rank, [..., (mapped chars)].
         """
         mapped, _ = self.map_values(code_points.flat_values, bypass)
-        return code_points.with_flat_values(mapped).merge_dims(-2, -1)
+        return expand_values(code_points, mapped)
 
 
 @dataclasses.dataclass(frozen=True)

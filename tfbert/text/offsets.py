@@ -25,7 +25,7 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 
 from tfbert.text import chartables
-from tfbert.text.ragged import position_in_row, row_ids, shift_right
+from tfbert.text.ragged import concat_rows, expand_values, from_rows, position_in_row, row_ids, shift_right
 
 
 def sanitize_utf8(text):
@@ -57,7 +57,7 @@ def map_chars(table, code_points, spans, bypass=None):
     """`table.apply` where each output character carries the span of the character it came from."""
     mapped, _ = table.map_values(code_points.flat_values, bypass)
     spans = tf.repeat(spans, mapped.row_lengths(), axis=0)
-    return code_points.with_flat_values(mapped).merge_dims(-2, -1), spans
+    return expand_values(code_points, mapped), spans
 
 
 def compose(code_points, spans):
@@ -81,7 +81,7 @@ def compose(code_points, spans):
     # match the offset map dimension"; tests/test_offsets.py shows it).
     row_end_bytes = tf.cast(tf.strings.length(normalized), byte_starts.dtype)[:, None]
     bounds = tf_text.find_source_offsets(
-        offsets_map, tf.concat([byte_starts, tf.RaggedTensor.from_tensor(row_end_bytes)], axis=1))[:-1]
+        offsets_map, concat_rows([byte_starts, tf.RaggedTensor.from_tensor(row_end_bytes)]))[:-1]
     composed = composed[:-1]
     # Byte positions over the whole batch (rows follow each other) -> flat indices of source characters.
     row_base = tf.cumsum(tf.cast(tf.strings.length(text), tf.int64), exclusive=True)
@@ -126,7 +126,7 @@ def map_composed(table, code_points, constituents, bypass=None):
         index, tf.gather(constituents.row_lengths(), source) - 1)
     kept = tf.gather(kind == chartables.KEEP, source)
     spans = tf.where(kept[:, None], tf.gather(union, source), tf.gather(constituents.flat_values, pick))
-    return code_points.with_flat_values(mapped).merge_dims(-2, -1), spans
+    return expand_values(code_points, mapped), spans
 
 
 def split_on(code_points, separator, starts_token=None):
@@ -150,11 +150,10 @@ def split_on(code_points, separator, starts_token=None):
     starts = ~separator & boundary
     token_of_char = tf.cumsum(tf.cast(starts, tf.int64)) - 1
     kept = ~separator
-    tokens = tf.RaggedTensor.from_value_rowids(
-        tf.boolean_mask(values, kept), tf.boolean_mask(token_of_char, kept), nrows=tf.reduce_sum(tf.cast(starts, tf.int64))
-    )
+    tokens = from_rows(tf.boolean_mask(values, kept), tf.boolean_mask(token_of_char, kept),
+                       tf.reduce_sum(tf.cast(starts, tf.int64)))
     row_of_token = tf.boolean_mask(rows, starts)
-    return tf.RaggedTensor.from_value_rowids(tokens, row_of_token, nrows=code_points.nrows()), kept
+    return from_rows(tokens, row_of_token, code_points.nrows()), kept
 
 
 def piece_spans(tokens, spans, byte_starts, byte_ends, whole):

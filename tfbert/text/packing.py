@@ -3,16 +3,18 @@
     [batch, (ids)] (and a second segment) -> truncate `longest_first` -> [CLS] a [SEP] (b [SEP])
     -> pad -> {"input_ids", "token_type_ids", "attention_mask"} [batch, seq]
 
-Combining and padding are tensorflow-text's `combine_segments` and `pad_model_inputs`. Truncation is
-our own: tensorflow-text's trimmers (`RoundRobinTrimmer`, `WaterfallTrimmer`) keep other tokens than
-the reference's `longest_first` when the segments differ in length.
+Padding is tensorflow-text's `pad_model_inputs`. Truncation is our own: tensorflow-text's trimmers
+(`RoundRobinTrimmer`, `WaterfallTrimmer`) keep other tokens than the reference's `longest_first` when
+the segments differ in length. So is combining: tensorflow-text's `combine_segments` gives the same
+tensors, with a ragged concatenation whose validation adds 8 conditionals to every graph that packs a
+pair (`tfbert.text.ragged`).
 """
 
 import tensorflow as tf
 import tensorflow_text as tf_text
 
 from tfbert.errors import TfbertError
-from tfbert.text.ragged import truncate_rows
+from tfbert.text.ragged import concat_rows, truncate_rows
 
 PADDING_CHOICES = ("longest", "max_length")
 MIN_MAX_LENGTH = 3  # [CLS] a [SEP] b [SEP] needs room for its three special tokens
@@ -55,6 +57,22 @@ def truncate_longest_first(ids_a, ids_b, max_length):
     return [truncate_rows(ids_a, keep_a), truncate_rows(ids_b, keep_b)]
 
 
+def combine_segments(segments, cls_id, sep_id):
+    """[CLS] a [SEP] (b [SEP]) for each row of one or two ragged [batch, (ids)]: -> (ids, segment ids),
+    both ragged [batch, (ids)], as tensorflow-text's `combine_segments`."""
+    batch = segments[0].nrows()
+
+    def column(value, like):
+        return tf.RaggedTensor.from_row_splits(tf.fill([batch], tf.cast(value, like.dtype)),
+                                               tf.range(batch + 1, dtype=batch.dtype), validate=False)
+
+    ids, types = [column(cls_id, segments[0].values)], [column(0, tf.constant(0))]
+    for index, segment in enumerate(segments):
+        ids += [segment, column(sep_id, segment.values)]
+        types += [segment.with_values(tf.fill(tf.shape(segment.values), index)), column(index, tf.constant(0))]
+    return concat_rows(ids), concat_rows(types)
+
+
 def pack(segments, cls_id, sep_id, pad_id, max_length, padding="longest"):
     """Truncated segments -> padded BERT inputs.
 
@@ -68,7 +86,7 @@ def pack(segments, cls_id, sep_id, pad_id, max_length, padding="longest"):
     Returns:
         dict of int32 [batch, seq]: "input_ids", "token_type_ids", "attention_mask".
     """
-    input_ids, segment_ids = tf_text.combine_segments(segments, cls_id, sep_id)
+    input_ids, segment_ids = combine_segments(segments, cls_id, sep_id)
     if padding == "max_length":
         width = max_length
     else:

@@ -13,7 +13,7 @@ import tensorflow_text as tf_text
 
 from tfbert.text import chartables, offsets
 from tfbert.text.offsets import sanitize_utf8
-from tfbert.text.ragged import row_ids
+from tfbert.text.ragged import concat_rows, from_lengths, join_rows, row_ids
 
 
 class Segmenter(tf.Module):
@@ -86,7 +86,7 @@ class Segmenter(tf.Module):
         kind = tables.split.kinds(chars.values)
         punctuation = (kind == chartables.PUNCTUATION) & ~tf.gather(never_split, row_ids(chars))
         tokens, kept = offsets.split_on(chars, kind == chartables.SEPARATOR, punctuation)  # [words, (tokens), (chars)]
-        tokens = word_chars.with_values(tokens).merge_dims(1, 2)  # each token in its word's segment
+        tokens = join_rows(word_chars, tokens)  # each token in its word's segment
         return tokens, None if spans is None else tf.boolean_mask(spans, kept)
 
     def _wordpiece_ids(self, tokens, spans=None):
@@ -99,11 +99,10 @@ class Segmenter(tf.Module):
         strings = tf.where(too_long, self.unk_token, strings)
         if spans is None:
             pieces = self._wordpiece.tokenize(strings)  # [tokens, (pieces)]
-            return tf.cast(tokens.with_values(pieces).merge_dims(1, 2), tf.int32), None
+            return tf.cast(join_rows(tokens, pieces), tf.int32), None
         pieces, starts, ends = self._wordpiece.tokenize_with_offsets(strings)
         piece_spans = offsets.piece_spans(token_chars, spans, starts, ends, whole=too_long)
-        return (tf.cast(tokens.with_values(pieces).merge_dims(1, 2), tf.int32),
-                tokens.with_values(piece_spans).merge_dims(1, 2))
+        return tf.cast(join_rows(tokens, pieces), tf.int32), join_rows(tokens, piece_spans)
 
     def tokenize(self, text):
         """Token ids without special tokens added: [batch] strings -> [batch, (ids)] int32."""
@@ -131,8 +130,8 @@ class Segmenter(tf.Module):
             text = tf.strings.unicode_encode(code_points, "UTF-8")
         pieces, special_id = splitter.split(text)
         is_special = special_id >= 0
-        piece_chars = tf.RaggedTensor.from_row_lengths(
-            code_points.flat_values, tf.cast(tf.strings.length(pieces.flat_values, unit="UTF8_CHAR"), tf.int64))
+        piece_chars = from_lengths(code_points.flat_values,
+                                   tf.cast(tf.strings.length(pieces.flat_values, unit="UTF8_CHAR"), tf.int64))
         piece_spans = tf.stack([tf.gather(spans[:, 0], piece_chars.row_starts()),
                                 tf.gather(spans[:, 1], piece_chars.row_limits() - 1)], axis=1)
         plain = tf.repeat(~is_special, piece_chars.row_lengths())
@@ -163,7 +162,6 @@ class Segmenter(tf.Module):
 def _join_pieces(pieces, is_special, special_values, plain_values):
     """Each piece's values in text order: a special token's one value, or its words' [pieces, (n), ...]
     -> [batch, (n), ...]."""
-    special = tf.RaggedTensor.from_row_lengths(tf.boolean_mask(special_values, is_special),
-                                               tf.cast(is_special, tf.int64))
-    return pieces.with_flat_values(tf.concat([special, plain_values], axis=1)).merge_dims(1, 2)
+    special = from_lengths(tf.boolean_mask(special_values, is_special), tf.cast(is_special, tf.int64))
+    return join_rows(pieces, concat_rows([special, plain_values]))
 

@@ -11,6 +11,7 @@ cannot exhaust memory: its tokens past the last window are left out, as truncati
 import tensorflow as tf
 
 from tfbert.errors import TfbertError, check_positive_int
+from tfbert.text.ragged import from_lengths
 
 
 def check_window_options(max_length, stride, max_question_length, max_windows):
@@ -52,5 +53,6 @@ def windows(first_length, second_length, max_length, stride, max_windows):
 
 def gather_spans(ragged, rows, start, length):
     """Row `rows[i]`'s values start[i] to start[i] + length[i] of a ragged [batch, (n), ...] -> [windows, (n), ...]."""
-    flat = tf.ragged.range(start, start + length) + tf.expand_dims(tf.gather(ragged.row_starts(), rows), 1)
-    return tf.RaggedTensor.from_row_lengths(tf.gather(ragged.values, flat.flat_values), length)
+    first = start + tf.gather(ragged.row_starts(), rows)
+    flat = tf.ragged.range(first, first + length)
+    return from_lengths(tf.gather(ragged.values, flat.flat_values), length)
