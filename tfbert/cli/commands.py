@@ -33,15 +33,16 @@ def embed(args):
     import numpy as np  # noqa: I001 - imported when the command runs (see the module docstring)
     import tensorflow as tf
 
-    from tfbert.models.encoder import build_encoder
-    from tfbert.serving.loading import load_export
+    if args.saved_model:  # an export needs neither transformers nor the model code: seconds less to start
+        from tfbert.serving.loading import load_export
 
-    if args.saved_model:
         loaded, folder = load_export(args.saved_model, signature="tokenize")
         print(f"SavedModel: {folder}\n")
         tokenize = lambda text: loaded.signatures["tokenize"](text=text)  # noqa: E731
         encode = lambda text: loaded.signatures["serving_default"](text=text)  # noqa: E731
     else:
+        from tfbert.models.encoder import build_encoder
+
         encoder = build_encoder(args.model, max_length=args.max_length, allow_pickle=args.allow_pickle)
         tokenize, encode = encoder.tokenizer, encoder
     for text in args.texts or [SEED_SENTENCE]:

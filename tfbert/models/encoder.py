@@ -18,10 +18,13 @@ TOKENIZER_LAYER = "tokenizer"
 BERT_LAYER = "bert"
 
 
+@tf.autograph.experimental.do_not_convert
 def bert_outputs(bert, tokens, training=None):
     """Runs a `TFBertModel` on a tokenizer's dict: -> {"last_hidden_state", "pooled_output"}.
 
     training: None lets Keras decide (True inside `fit`, so dropout is active while fine-tuning).
+    Without autograph: BERT's code has no Python branch on a tensor, and converting transformers'
+    layers cost seconds of tracing in every new process that exports or trains.
     """
     kwargs = {} if training is None else {"training": training}
     outputs = bert(

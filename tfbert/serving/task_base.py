@@ -92,6 +92,7 @@ class TaskModule(tf.Module):
                 **self._tokenize_signatures}
 
 
+@tf.autograph.experimental.do_not_convert  # as `bert_outputs`
 def run_model(model, tokens):
     """A transformers task model on a tokenizer's dict, in inference mode: -> its output object."""
     return model(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"],

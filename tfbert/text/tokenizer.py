@@ -237,11 +237,18 @@ class BertTokenizerLayer(tf_keras.layers.Layer):
         return [ids[:count], ids[count:]], [None, None] if spans is None else [spans[:count], spans[count:]]
 
     def call(self, inputs, text_pair=None):
+        return self._tokenize(inputs, text_pair)  # here, Keras reads the signature; there, no autograph
+
+    # No autograph from here down: the tokenizer's Python branches on settings only, never on tensors,
+    # and converting its code (and tensorflow-text's under it) took seconds of every export's tracing.
+    @tf.autograph.experimental.do_not_convert
+    def _tokenize(self, inputs, text_pair):
         text, text_pair = self._texts(inputs, text_pair)
         (ids_a, ids_b), _ = self._segment(text, text_pair)
         segments = truncate_longest_first(ids_a, ids_b, self.max_length)
         return pack(segments, self.cls_id, self.sep_id, self.pad_id, self.max_length, self.padding)
 
+    @tf.autograph.experimental.do_not_convert
     def tokenize_with_offsets(self, inputs, text_pair=None):
         """As calling the layer, plus "offsets": int32 [batch, seq, 2], each token's (start, end) in its
         own text in code points, as transformers' `offset_mapping`; (0, 0) for [CLS], [SEP] and padding."""
@@ -259,6 +266,7 @@ class BertTokenizerLayer(tf_keras.layers.Layer):
                              self.padding)["input_ids"] for i in (0, 1))
         return tf.cast(tf.stack([starts, ends], axis=-1), tf.int32)
 
+    @tf.autograph.experimental.do_not_convert
     def tokenize_windows(self, text, text_pair, stride, max_first_length, max_windows):
         """Pairs in windows over the second text, as transformers' `tokenizer(text, text_pair,
         truncation="only_second", max_length=self.max_length, stride=stride, return_overflowing_tokens=True,
