@@ -293,7 +293,7 @@ def test_bfloat16_export_of_a_fine_tuned_classifier_keeps_its_labels(tmp_path):
     from tfbert.serving.export import export_saved_model
 
     with open(shared_file("data", "debian-sections", "train.csv"), encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))[:1024]
+        rows = list(csv.DictReader(f))[:512]  # 2 epochs of these learn the task (the accuracy bound below)
     labels = sorted({row["label"] for row in rows})
     tf.keras.utils.set_random_seed(0)
     classifier = tfbert.build_classifier(labels=labels, max_length=64)

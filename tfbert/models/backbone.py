@@ -81,6 +81,12 @@ class BertBackbone(KerasConfigMixin, TFBertModel):
             kept = config.num_attention_heads - len(set(heads))
             _narrow_attention(self.bert.encoder.layer[int(layer)].attention, kept, config)
 
+    def __call__(self, *args, **kwargs):
+        # Without autograph, here and in every layer below (`fit` traces with autograph on): BERT's
+        # code never branches in Python on a tensor, and converting transformers' layers cost seconds
+        # of tracing in every new process that trains or exports.
+        return tf.autograph.experimental.do_not_convert(super().__call__)(*args, **kwargs)
+
 
 def _validate_heads(heads, config):
     layers, count = config.num_hidden_layers, config.num_attention_heads
