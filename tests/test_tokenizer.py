@@ -212,6 +212,39 @@ def test_the_tokenizer_graph_does_not_validate_its_own_ragged_tensors(layers):
     assert max(counts) <= 12, counts
 
 
+def _random_ragged(rng, rows, ragged_rank=1, dtype=tf.int32, inner=()):
+    """A ragged tensor [rows, (n), ...] with empty rows among its rows, random values."""
+    if ragged_rank == 0:
+        return tf.constant(rng.integers(0, 1000, size=(rows, *inner)), dtype)
+    lengths = rng.integers(0, 4, size=rows) * rng.integers(0, 2, size=rows)
+    values = _random_ragged(rng, int(lengths.sum()), ragged_rank - 1, dtype, inner)
+    return tf.RaggedTensor.from_row_lengths(values, tf.constant(lengths, tf.int64))
+
+
+def test_ragged_helpers_equal_tensorflows_ops():
+    """`tfbert.text.ragged`'s unvalidated helpers and `packing.combine_segments` give what TensorFlow's
+    and tensorflow-text's validated ops give, empty rows and empty batches included."""
+    from tfbert.text.packing import combine_segments
+    from tfbert.text.ragged import concat_rows, expand_values, join_rows
+
+    rng = np.random.default_rng(0)
+    for rows in (0, 1, 7):
+        a, b = _random_ragged(rng, rows), _random_ragged(rng, rows)
+        for segments in ([a], [a, b]):
+            ours, theirs = combine_segments(segments, 101, 102), tf_text.combine_segments(segments, 101, 102)
+            for x, y in zip(ours, theirs):
+                assert x.to_list() == y.to_list() and x.dtype == y.dtype
+        spans = _random_ragged(rng, rows, inner=(2,))
+        assert concat_rows([a, b, a]).to_list() == tf.concat([a, b, a], axis=1).to_list()
+        assert concat_rows([spans, spans]).to_list() == tf.concat([spans, spans], axis=1).to_list()
+        groups = _random_ragged(rng, rows, ragged_rank=2)
+        parts = _random_ragged(rng, int(groups.values.nrows()))
+        assert join_rows(groups, parts).to_list() == groups.with_values(parts).merge_dims(1, 2).to_list()
+        for ragged in (a, groups):
+            mapped = _random_ragged(rng, int(tf.size(ragged.flat_values)))
+            assert expand_values(ragged, mapped).to_list() == ragged.with_flat_values(mapped).merge_dims(-2, -1).to_list()
+
+
 def test_inside_dataset_map(layers, reference_tokenizer):
     texts = ["first text", "the second one is longer", "third"]
     layer = layers(max_length=16, padding="max_length")
