@@ -35,8 +35,8 @@ def truncate_rows(ragged, lengths):
 
 # `merge_dims`, ragged `tf.concat(axis=1)` and `from_value_rowids` / `from_row_lengths` with their
 # default `validate=True` each add assertions: a conditional of two functions apiece, traced with every
-# tokenizer signature, saved in every export and loaded with it (78 of them in a pair's tokenizer with
-# offsets). The helpers below build the same tensors from splits that are valid by construction.
+# tokenizer signature, saved in every export and loaded with it (dozens a signature; tests/test_tokenizer.py
+# counts what is left). The helpers below build the same tensors from splits valid by construction.
 
 
 def expand_values(ragged, rows):
