@@ -62,14 +62,14 @@ def combine_segments(segments, cls_id, sep_id):
     both ragged [batch, (ids)], as tensorflow-text's `combine_segments`."""
     batch = segments[0].nrows()
 
-    def column(value, like):
-        return tf.RaggedTensor.from_row_splits(tf.fill([batch], tf.cast(value, like.dtype)),
+    def column(value, dtype):  # [batch, (1)]
+        return tf.RaggedTensor.from_row_splits(tf.fill([batch], tf.cast(value, dtype)),
                                                tf.range(batch + 1, dtype=batch.dtype), validate=False)
 
-    ids, types = [column(cls_id, segments[0].values)], [column(0, tf.constant(0))]
+    ids, types = [column(cls_id, segments[0].dtype)], [column(0, tf.int32)]
     for index, segment in enumerate(segments):
-        ids += [segment, column(sep_id, segment.values)]
-        types += [segment.with_values(tf.fill(tf.shape(segment.values), index)), column(index, tf.constant(0))]
+        ids += [segment, column(sep_id, segment.dtype)]
+        types += [segment.with_values(tf.fill(tf.shape(segment.values), index)), column(index, tf.int32)]
     return concat_rows(ids), concat_rows(types)
 
 
