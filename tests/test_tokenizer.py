@@ -175,10 +175,14 @@ def test_graph_equals_eager(layers):
             np.testing.assert_array_equal(eager[name].numpy(), graph_out[name].numpy())
 
 
-def _graph_size(function, *specs):
-    """Nodes of a traced function, its nested functions (tf.cond branches) included."""
+def _graph_nodes(function, *specs):
+    """The nodes of a traced function, its nested functions' (tf.cond branches) included."""
     graph = tf.function(function).get_concrete_function(*specs).graph.as_graph_def()
-    return len(graph.node) + sum(len(f.node_def) for f in graph.library.function)
+    return [*graph.node, *(node for f in graph.library.function for node in f.node_def)]
+
+
+def _graph_size(function, *specs):
+    return len(_graph_nodes(function, *specs))
 
 
 def test_a_pair_is_tokenized_as_one_batch(layers):
@@ -194,10 +198,7 @@ def test_a_pair_is_tokenized_as_one_batch(layers):
 
 
 def _asserts(function, *specs):
-    """Assert ops of a traced function, its nested functions included."""
-    graph = tf.function(function).get_concrete_function(*specs).graph.as_graph_def()
-    return sum(node.op == "Assert" for nodes in [graph.node, *(f.node_def for f in graph.library.function)]
-               for node in nodes)
+    return sum(node.op == "Assert" for node in _graph_nodes(function, *specs))
 
 
 def test_the_tokenizer_graph_does_not_validate_its_own_ragged_tensors(layers):
