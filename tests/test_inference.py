@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow.core.framework import types_pb2
 
 from conftest import TINY_BERT, debian_texts, run_python
 
@@ -159,14 +160,15 @@ def test_bfloat16_weights_compute_in_bfloat16_and_stay_close(tiny_models):
 
     model, tokens = tiny_models["backbone"], batch()
     weights = InferenceWeights([model.bert], tf.bfloat16)
-    layers = model.config.num_hidden_layers
-    # Kernel and bias of each layer's 3 other dense layers, and of its query, key and value side by side.
-    assert len(weights.copies) == 2 * 3 * layers and len(weights.qkv_copies) == 2 * layers
-    copies = weights.copies + weights.qkv_copies
-    assert {copy.dtype for copy in copies} == {tf.bfloat16} and not any(copy.trainable for copy in copies)
+    assert weights.has_copies and not weights.variables  # constants of the graph, no variables to save
     concrete = tf.function(lambda: inference_outputs(model.bert, **tokens, weights=weights)).get_concrete_function()
     matmuls = [op for op in concrete.graph.get_operations() if op.type in ("MatMul", "BatchMatMulV2")]
     assert matmuls and {op.get_attr("T") for op in matmuls[:-1]} == {tf.bfloat16}  # all but the float32 pooler
+    # Each layer's query/key/value (one MatMul) and 3 other dense layers multiply by a bfloat16 constant
+    # kernel, which oneDNN reorders once and multiplies with AMX (tfbert.models.inference_weights).
+    kernels = [op.inputs[1].op for op in matmuls if op.type == "MatMul"]
+    assert len(kernels) == 4 * model.config.num_hidden_layers + 1
+    assert all(kernel.type == "Const" and kernel.get_attr("dtype") == tf.bfloat16 for kernel in kernels[:-1])
     sequence_output, pooled_output = concrete()
     assert sequence_output.dtype == pooled_output.dtype == tf.float32
     expected = model.bert(**tokens, training=False)
@@ -225,7 +227,18 @@ def test_bfloat16_export_keeps_sentence_embeddings(tmp_path, default_encoder, de
     assert check_serving(bfloat16)["problems"] == []
 
 
+def bfloat16_weight_constants(export):
+    """The bfloat16 weight constants (kernels and biases) in an export's graphs. A bfloat16 export
+    stores each dense layer's once, however many signatures compute with it: 4 kernels and 4 biases a
+    layer (query/key/value side by side, attention output, intermediate, output)."""
+    from tfbert.serving.op_check import export_nodes
+
+    return sum(node.op == "Const" and node.attr["dtype"].type == types_pb2.DT_BFLOAT16
+               and len(node.attr["value"].tensor.tensor_shape.dim) > 0 for node in export_nodes(export))
+
+
 def test_check_serving_warns_about_bfloat16_on_a_cpu_without_it(tmp_path, tiny_encoder, monkeypatch):
+    from tfbert.models.inference import main_layers
     from tfbert.serving import op_check
     from tfbert.serving.export import export_saved_model
 
@@ -237,7 +250,7 @@ def test_check_serving_warns_about_bfloat16_on_a_cpu_without_it(tmp_path, tiny_e
     assert op_check.cpu_bfloat16_flags(tmp_path / "missing") is None
 
     # The export traces each function once: the traces made before the save are made in its context
-    # (EncoderModule.trace_call), so the save reuses them instead of tracing BERT again.
+    # (EncoderModule.trace_shared), so the save reuses them instead of tracing BERT again.
     saved, save = [], tf.saved_model.save
 
     def save_and_keep(module, *args, **kwargs):
@@ -246,6 +259,7 @@ def test_check_serving_warns_about_bfloat16_on_a_cpu_without_it(tmp_path, tiny_e
 
     monkeypatch.setattr(tf.saved_model, "save", save_and_keep)
     bfloat16 = export_saved_model(tiny_encoder, tmp_path / "bf16", precision="bfloat16", warmup=False)
+    assert bfloat16_weight_constants(bfloat16) == 8 * main_layers(tiny_encoder)[0].config.num_hidden_layers
     traces = {name: getattr(saved[0], name).experimental_get_tracing_count()
               for name in ("__call__", "_bert", "_serve", "tokenize", "tokenize_pair", "serving_default", "embed")}
     assert traces == {"__call__": 2, "_bert": 2, "_serve": 1, "tokenize": 1, "tokenize_pair": 1, "serving_default": 1,
@@ -290,6 +304,7 @@ def test_bfloat16_export_of_a_fine_tuned_classifier_keeps_its_labels(tmp_path):
 
     import tfbert
     from conftest import shared_file
+    from tfbert.models.inference import main_layers
     from tfbert.serving.export import export_saved_model
 
     with open(shared_file("data", "debian-sections", "train.csv"), encoding="utf-8") as f:
@@ -304,6 +319,7 @@ def test_bfloat16_export_of_a_fine_tuned_classifier_keeps_its_labels(tmp_path):
     classifier.fit(data, epochs=2, verbose=0)
     float32 = export_saved_model(classifier, tmp_path / "float32", warmup=False)
     bfloat16 = export_saved_model(classifier, tmp_path / "bfloat16", precision="bfloat16", warmup=False)
+    assert bfloat16_weight_constants(bfloat16) == 8 * main_layers(classifier)[0].config.num_hidden_layers
     result = run_python(LABEL_AGREEMENT, float32, bfloat16, shared_file("data", "debian-sections", "dev.csv"))
     assert result.returncode == 0, result.stderr[-3000:]
     count, agree, accuracy = result.stdout.split()

@@ -397,6 +397,21 @@ def test_task_exports_serve_in_a_fresh_process_like_the_pipelines(exports, check
     assert report["text-classification"]["label"] == [e["label"] for e in expected]
 
 
+def test_text_classification_exports_in_bfloat16(tmp_path, checkpoints, exports):
+    """A bfloat16 task export stores the model's weights once, though two signatures (single texts and
+    pairs) compute with them, and scores as its float32 export does within bfloat16 rounding."""
+    from test_inference import bfloat16_weight_constants
+
+    module = build_task_module(str(checkpoints["text-classification"]))
+    bfloat16 = export_saved_model(module, tmp_path / "bf16", precision="bfloat16", warmup=False)
+    assert bfloat16_weight_constants(bfloat16) == 8 * TASK_BERT["num_hidden_layers"]
+    texts = tf.constant(debian_texts("dev", 8))
+    half, full = (tf.saved_model.load(str(path)).signatures for path in (bfloat16, exports["text-classification"]))
+    for name, inputs in (("serving_default", {"text": texts}), ("classify_pair", {"text": texts, "text_pair": texts[::-1]})):
+        difference = np.abs(half[name](**inputs)["probabilities"].numpy() - full[name](**inputs)["probabilities"].numpy())
+        assert 0 < difference.max() <= 0.02, name  # bfloat16 rounding: computed in bfloat16, and close
+
+
 def test_task_exports_through_the_c_api_and_check_serving(c_runner, exports, tmp_path):  # noqa: F811
     import tensorflow_text  # noqa: F401
 

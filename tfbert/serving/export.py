@@ -12,7 +12,8 @@ import shutil
 import tempfile
 
 import tensorflow as tf
-# Private, as tf.function's trace cache keys on it: `EncoderModule.trace_call` must trace in the save's context.
+# Private, as tf.function's trace cache keys on it: `trace_shared` (EncoderModule, TextClassificationModule) must
+# trace in the save's context.
 from tensorflow.python.saved_model import save_context
 
 from tfbert.checkpoints.model_card import made_by
@@ -129,9 +130,11 @@ def export_saved_model(model, base_dir, version=None, overwrite=False, keep=None
             # so that it follows training; the signatures with the copies (EncoderModule._serve).
             weights = InferenceWeights(layers, stored_qkv=False) if fused else None
         with inference_graph(bert_holder, weights=weights) if fused else contextlib.nullcontext():
-            if isinstance(module, EncoderModule):
+            if hasattr(module, "trace_shared"):  # modules whose signatures share a function
+                # On its own, inside the save's context: else the save traces it again, and stores its graph
+                # (a bfloat16 export's weight constants) twice.
                 with save_context.save_context(SAVE_OPTIONS):
-                    module.trace_call()
+                    module.trace_shared()
             signatures = module.signatures()
             tf.saved_model.save(module, str(staging), signatures=signatures, options=SAVE_OPTIONS)
         set_method_names(staging)

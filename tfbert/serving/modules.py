@@ -52,6 +52,12 @@ def tokenize_signatures(tokenizer, pair):
             "tokenize_with_offsets": tf.function(tokenizer.tokenize_with_offsets, input_signature=[TEXT])}
 
 
+def token_specs(tokenize):
+    """TensorSpecs of the tokens a tokenize tf.function returns, to trace a function of them on its own."""
+    return tf.nest.map_structure(lambda t: tf.TensorSpec(t.shape, t.dtype, name=t.name.split(":")[0]),
+                                 tokenize.get_concrete_function().structured_outputs)
+
+
 class EncoderModule(tf.Module):
     """The exported object: the tokenizer's resources, BERT's variables and the signatures."""
 
@@ -100,15 +106,15 @@ class EncoderModule(tf.Module):
     def __call__(self, text, training=False):
         return self._bert(self.tokenize(text), training)
 
-    def trace_call(self):
-        """Traces `__call__` for inference and training, so that the SavedModel holds both.
+    def trace_shared(self):
+        """Traces the functions the signatures share, and `__call__` for inference and training, so that
+        the SavedModel holds both.
 
         Call it inside the save context of the `tf.saved_model.save` that follows (`export_saved_model`
         does): tf.function keys its traces on that context, and traces made outside it are made again
         inside. BERT (`_bert`, and `_serve` for the signatures) is traced on its own first: traced only
         from within other functions, the save traces it again."""
-        tokens = tf.nest.map_structure(lambda t: tf.TensorSpec(t.shape, t.dtype, name=t.name.split(":")[0]),
-                                       self.tokenize.get_concrete_function().structured_outputs)
+        tokens = token_specs(self.tokenize)
         self._serve.get_concrete_function(tokens)
         for training in (False, True):
             self._bert.get_concrete_function(tokens, training)

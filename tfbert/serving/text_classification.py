@@ -12,7 +12,7 @@ for "multi_label_classification" or a single label, softmax otherwise. `serving_
 
 import tensorflow as tf
 
-from tfbert.serving.modules import TEXT, TEXT_PAIR, tokenize_signatures
+from tfbert.serving.modules import TEXT, TEXT_PAIR, token_specs, tokenize_signatures
 from tfbert.serving.task_base import TaskModule, run_model
 
 
@@ -29,10 +29,17 @@ class TextClassificationModule(TaskModule):
             function = "softmax"
         super().__init__("tfbert_text_classification", tokenizer, model, "text-classification", dict(function=function))
         self._labels = tf.constant([config.id2label[i] for i in range(config.num_labels)])
-        self._classify = tf.function(lambda text: self._outputs(tokenizer(text)), input_signature=[TEXT])
-        self._classify_pair = tf.function(lambda text, text_pair: self._outputs(tokenizer((text, text_pair))),
+        # Single texts and pairs share one trace of the model (a bfloat16 export's weight constants once).
+        self._scores = tf.function(self._outputs)
+        self._classify = tf.function(lambda text: self._scores(tokenizer(text)), input_signature=[TEXT])
+        self._classify_pair = tf.function(lambda text, text_pair: self._scores(tokenizer((text, text_pair))),
                                           input_signature=[TEXT, TEXT_PAIR])
         self._pair_signatures = tokenize_signatures(tokenizer, pair=True)
+
+    def trace_shared(self):
+        """Traces the model (`_scores`) on its own, before the signatures that share it: traced only from
+        within them, the save would trace it twice (see EncoderModule.trace_shared)."""
+        self._scores.get_concrete_function(token_specs(self._tokenize_signatures["tokenize"]))
 
     @property
     def labels(self):
