@@ -6,11 +6,12 @@ value kernels side by side in one matrix, so that one MatMul computes all three:
 - bfloat16: constants of the graph, bfloat16 snapshots of the variables taken when the object is made.
 
 Why constants: TensorFlow's oneDNN MatMul (`_MklNativeFusedMatMul`) multiplies a weight matrix read from
-a variable with a plain-layout GEMM (`x64:gemm:jit`), which on CPUs with AMX does not use it. A weight
-that is a graph constant is reordered once into oneDNN's blocked layout, cached, and multiplied by the
-AMX kernel (`brgemm:avx10_1_512_amx`): the bfloat16 export's dense layers took 113 instead of 168 ms a
-batch of 32 long Debian descriptions on a 2-core Xeon with AMX (`ONEDNN_VERBOSE=1`; end to end,
-benchmarks/serving_engines.py). float32 gains nothing from it there, and keeps its variables.
+a variable with a plain-layout GEMM (`x64:gemm:jit` in `ONEDNN_VERBOSE=1`'s log), which does not use
+AMX. A weight that is a graph constant is reordered once into oneDNN's blocked layout, cached, and
+multiplied by the AMX kernel (`brgemm:avx10_1_512_amx`). With constants the bfloat16 export served
+1.53x to 1.89x the float32 one's texts per second at batch 32 on a 2-core Xeon with AMX, where the
+variables gave 1.29x to 1.36x (benchmarks/README.md#on-a-cpu-with-amx). float32 keeps its variables:
+as constants they would double the export's size, and they gained nothing in a scratch run there.
 """
 
 import types
