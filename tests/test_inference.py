@@ -164,6 +164,9 @@ def test_bfloat16_weights_compute_in_bfloat16_and_stay_close(tiny_models):
     concrete = tf.function(lambda: inference_outputs(model.bert, **tokens, weights=weights)).get_concrete_function()
     matmuls = [op for op in concrete.graph.get_operations() if op.type in ("MatMul", "BatchMatMulV2")]
     assert matmuls and {op.get_attr("T") for op in matmuls[:-1]} == {tf.bfloat16}  # all but the float32 pooler
+    # Layer norms in float32, each as the pattern oneDNN fuses into one op (tfbert.models.inference._layer_norm).
+    norms = [op for op in concrete.graph.get_operations() if op.type == "FusedBatchNormV3"]
+    assert len(norms) == 2 * model.config.num_hidden_layers + 1 and {op.get_attr("T") for op in norms} == {tf.float32}
     # Each layer's query/key/value (one MatMul) and 3 other dense layers multiply by a bfloat16 constant
     # kernel, which oneDNN reorders once and multiplies with AMX (tfbert.models.inference_weights).
     kernels = [op.inputs[1].op for op in matmuls if op.type == "MatMul"]

@@ -18,8 +18,9 @@ With `weights=InferenceWeights(..., tf.bfloat16)` the matrix multiplications run
 bfloat16 copies of the dense layers' kernels and biases, with float32 accumulation in oneDNN, and
 attention (scores, mask, softmax, context) runs in bfloat16 too: PyTorch's autocast also rounds the
 scores to bfloat16, and a float32 softmax between them costs two casts over every score (see
-benchmarks/profile_serving.py). The residual stream, layer norms, embeddings and pooler stay
-float32, as autocast keeps them. Outputs are float32 either way.
+benchmarks/profile_serving.py). The residual stream, layer norms (one fused op each, see
+`_layer_norm`), embeddings and pooler stay float32, as autocast keeps them. Outputs are float32 either
+way.
 
 `inference_graph(model)` routes the inference calls of every `TFBertMainLayer` in `model` through
 `inference_outputs` while an export traces its signatures; training calls (dropout) and calls asking
@@ -49,13 +50,22 @@ def _matmul_bias(x, kernel, bias, dtype, activation=None):
     return activation(y) if activation is not None else y
 
 
-def _layer_norm(x, layer):
+def _layer_norm(x, layer, fused):
     """tf_keras LayerNormalization over the last axis of a 2-D matrix.
 
-    As plain ops, not as the FusedBatchNormV3 pattern oneDNN fuses into `_MklLayerNorm`: TensorFlow
-    creates that op's oneDNN primitive at every call (about 0.25 ms each on a 2-core Xeon), which made
-    batch 1 slower than the fused kernel made batch 32 faster, and a tf.cond between the two cost
-    more at batch 1 than it saved (benchmarks/profile_serving.py --export, on exports of each kind)."""
+    fused: as tf_keras' fused path writes it (rows as the channels of a FusedBatchNormV3, then scale and
+    offset), which Grappler's oneDNN remapper fuses into one `_MklLayerNorm`; else as plain ops. The
+    bfloat16 export fuses: its batch-32 throughput rose by 1.6x to 2x on a 2-core Xeon with AMX, its
+    batch-1 latency did not move. The float32 export does not: TensorFlow creates the fused op's oneDNN
+    primitive at every call, which cost batch 1 more than the fused kernel saved at batch 32 on CPUs
+    without AMX, and a tf.cond between the two cost more at batch 1 than it saved
+    (benchmarks/profile_serving.py --export, on exports of each kind)."""
+    if fused:
+        rows = tf.shape(x)[0]
+        normalized, _, _ = tf.compat.v1.nn.fused_batch_norm(
+            tf.reshape(x, [1, rows, x.shape[-1], 1]), tf.ones([rows], x.dtype), tf.zeros([rows], x.dtype),
+            epsilon=layer.epsilon, data_format="NCHW")
+        return tf.reshape(normalized, tf.shape(x)) * layer.gamma + layer.beta
     mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
     return tf.nn.batch_normalization(x, mean, variance, layer.beta, layer.gamma, layer.epsilon)
 
@@ -177,13 +187,14 @@ def inference_outputs(main_layer, input_ids, attention_mask, token_type_ids, unp
     embeddings, layers = main_layer.embeddings, main_layer.encoder.layer
     weights = weights if weights is not None else InferenceWeights([main_layer], stored_qkv=False)
     dtype = tf.float32
+    fused_norms = weights.compute_dtype != tf.float32  # see _layer_norm
     rows = _Rows(attention_mask, unpad)
 
     with tf.name_scope("embeddings"):
         hidden = (tf.gather(embeddings.weight, rows.take(input_ids))
                   + tf.gather(embeddings.position_embeddings, rows.positions())
                   + tf.gather(embeddings.token_type_embeddings, rows.take(token_type_ids)))
-        hidden = _layer_norm(hidden, embeddings.LayerNorm)
+        hidden = _layer_norm(hidden, embeddings.LayerNorm, fused_norms)
 
     mask = tf.cast(attention_mask, dtype)[:, None, None, :]
     mask_bias = (tf.constant(1.0, dtype) - mask) * tf.constant(-10000.0, dtype)
@@ -196,13 +207,14 @@ def inference_outputs(main_layer, input_ids, attention_mask, token_type_ids, unp
                 context = _attention(hidden, attention.self_attention, mask_bias, rows, weights)
             output = attention.dense_output
             with tf.name_scope("attention/output"):
-                hidden = _layer_norm(tf.cast(_dense(context, output.dense, weights), dtype) + hidden, output.LayerNorm)
+                hidden = _layer_norm(tf.cast(_dense(context, output.dense, weights), dtype) + hidden, output.LayerNorm,
+                                     fused_norms)
             with tf.name_scope("intermediate"):
                 intermediate = _dense(hidden, layer.intermediate.dense, weights, activation)
             output = layer.bert_output
             with tf.name_scope("output"):
                 hidden = _layer_norm(tf.cast(_dense(intermediate, output.dense, weights), dtype) + hidden,
-                                     output.LayerNorm)
+                                     output.LayerNorm, fused_norms)
 
     sequence_output = tf.reshape(rows.grid(hidden), [rows.batch, rows.seq, hidden.shape[-1]])
     pooled_output = None
