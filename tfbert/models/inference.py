@@ -54,11 +54,12 @@ def _layer_norm(x, layer, fused):
     """tf_keras LayerNormalization over the last axis of a 2-D matrix.
 
     fused: as tf_keras' fused path writes it (rows as the channels of a FusedBatchNormV3, then scale and
-    offset), which Grappler's oneDNN remapper fuses into one `_MklLayerNorm`; else as plain ops. The
-    bfloat16 export fuses: its batch-32 throughput rose by 1.6x to 2x on a 2-core Xeon with AMX, its
-    batch-1 latency did not move. The float32 export does not: TensorFlow creates the fused op's oneDNN
-    primitive at every call, which cost batch 1 more than the fused kernel saved at batch 32 on CPUs
-    without AMX, and a tf.cond between the two cost more at batch 1 than it saved
+    offset), which Grappler's oneDNN remapper fuses into one `_MklLayerNorm`; else as plain ops (five
+    passes over the hidden states). The bfloat16 export fuses: on a 2-core Xeon with AMX it then served
+    1.55x to 2.70x the float32 export at batch 32, where it had served 1.53x to 1.89x
+    (benchmarks/README.md#on-a-cpu-with-amx). The float32 export does not: TensorFlow creates the fused
+    op's oneDNN primitive at every call, which cost batch 1 more than the fused kernel saved at batch 32
+    on CPUs without AMX, and a tf.cond between the two cost more at batch 1 than it saved
     (benchmarks/profile_serving.py --export, on exports of each kind)."""
     if fused:
         rows = tf.shape(x)[0]

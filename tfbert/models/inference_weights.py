@@ -8,9 +8,9 @@ value kernels side by side in one matrix, so that one MatMul computes all three:
 Why constants: TensorFlow's oneDNN MatMul (`_MklNativeFusedMatMul`) multiplies a weight matrix read from
 a variable with a plain-layout GEMM (`x64:gemm:jit` in `ONEDNN_VERBOSE=1`'s log), which does not use
 AMX. A weight that is a graph constant is reordered once into oneDNN's blocked layout, cached, and
-multiplied by the AMX kernel (`brgemm:avx10_1_512_amx`). With constants the bfloat16 export served
-1.53x to 1.89x the float32 one's texts per second at batch 32 on a 2-core Xeon with AMX, where the
-variables gave 1.29x to 1.36x (benchmarks/README.md#on-a-cpu-with-amx). float32 keeps its variables:
+multiplied by the AMX kernel (`brgemm:avx10_1_512_amx`). On a 2-core Xeon with AMX the bfloat16 export
+served 1.29x to 1.36x the float32 one's texts per second at batch 32 with variables, 1.53x to 1.89x with
+constants (benchmarks/README.md#on-a-cpu-with-amx). float32 keeps its variables:
 as constants they would double the export's size, and they gained nothing in a scratch run there.
 """
 
