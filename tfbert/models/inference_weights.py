@@ -10,8 +10,8 @@ a variable with a plain-layout GEMM (`x64:gemm:jit` in `ONEDNN_VERBOSE=1`'s log)
 AMX. A weight that is a graph constant is reordered once into oneDNN's blocked layout, cached, and
 multiplied by the AMX kernel (`brgemm:avx10_1_512_amx`). On a 2-core Xeon with AMX the bfloat16 export
 served 1.29x to 1.36x the float32 one's texts per second at batch 32 with variables, 1.53x to 1.89x with
-constants (benchmarks/README.md#on-a-cpu-with-amx). float32 keeps its variables:
-as constants they would double the export's size, and they gained nothing in a scratch run there.
+constants (benchmarks/README.md#on-a-cpu-with-amx). float32 keeps its variables: as constants they
+would double the export's size, and they gained nothing in a scratch run there.
 """
 
 import types
