@@ -90,7 +90,8 @@ def export_saved_model(model, base_dir, version=None, overwrite=False, keep=None
             (`tfbert.models.inference`); False keeps transformers' layers as they are (padding
             positions of `last_hidden_state` then hold transformers' values instead of 0). Defaults to True.
         precision: str. "float32", or "bfloat16": the encoder's matrix multiplications run in bfloat16
-            on bfloat16 copies of its dense weights (saved beside the float32 ones). It pays on CPUs
+            on bfloat16 copies of its dense weights (constants of the graph; the float32 variables stay
+            for the reusable `__call__`). It pays on CPUs
             with AMX and is slower where matrices multiply slower in bfloat16 than in float32 (see
             docs/serving.md); inputs and outputs keep their types. Needs fused=True. Defaults to "float32".
         card: dict. Fields of the export's model card (`tfbert.checkpoints.model_card.ModelCard`) that
@@ -123,7 +124,8 @@ def export_saved_model(model, base_dir, version=None, overwrite=False, keep=None
         bert_holder = module.model if isinstance(module, TaskModule) else model
         layers = main_layers(bert_holder)
         weights = InferenceWeights(layers, PRECISIONS[precision]) if fused else None
-        # The module tracks the weights' copies (stacked query/key/value, bfloat16) so that they are saved.
+        # The module tracks the weights' variable copies (float32 query/key/value side by side) so that they
+        # are saved; bfloat16 copies are constants, saved with the graph.
         module.inference_weights = weights if weights is not None and weights.has_copies else None
         if isinstance(module, EncoderModule):
             # The reusable __call__ (fine-tuning, Keras layers) computes with the variables themselves,
