@@ -91,9 +91,9 @@ def export_saved_model(model, base_dir, version=None, overwrite=False, keep=None
             positions of `last_hidden_state` then hold transformers' values instead of 0). Defaults to True.
         precision: str. "float32", or "bfloat16": the encoder's matrix multiplications run in bfloat16
             on bfloat16 copies of its dense weights (constants of the graph; the float32 variables stay
-            for the reusable `__call__`). It pays on CPUs
-            with AMX and is slower where matrices multiply slower in bfloat16 than in float32 (see
-            docs/serving.md); inputs and outputs keep their types. Needs fused=True. Defaults to "float32".
+            for the reusable `__call__`). It pays on CPUs with AMX and is slower where matrices multiply
+            slower in bfloat16 than in float32 (see docs/serving.md); inputs and outputs keep their
+            types. Needs fused=True. Defaults to "float32".
         card: dict. Fields of the export's model card (`tfbert.checkpoints.model_card.ModelCard`) that
             the caller knows: training, command, base_model. The card, `assets.extra/README.md`,
             always lists the checkpoint, task, labels, tokenizer options and signatures.
