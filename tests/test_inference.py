@@ -64,10 +64,11 @@ def test_inference_outputs_equal_transformers_layers(tiny_models, kind, unpad):
         np.testing.assert_allclose(pooled_output.numpy(), expected.pooler_output.numpy(), atol=TOLERANCE)
 
 
+@pytest.mark.parametrize("bucketed", [False, True])
 @pytest.mark.parametrize("kind", ["backbone", "pruned"])
-def test_attention_in_length_groups_equals_transformers_layers(tiny_models, kind):
+def test_attention_in_length_groups_equals_transformers_layers(tiny_models, kind, bucketed):
     """A batch whose lengths differ enough runs attention on each length group's own grid; masks with
-    left padding or a hole in them too."""
+    left padding or a hole in them too; with its 286 real tokens rounded up to 288 rows, or not."""
     from tfbert.models.inference import inference_outputs
     from tfbert.models.length_groups import LengthGroups
 
@@ -83,12 +84,47 @@ def test_attention_in_length_groups_equals_transformers_layers(tiny_models, kind
     assert bool(LengthGroups(tf.constant(extents)).pays)  # the grouped branch runs
     tokens = {"input_ids": tf.constant(ids), "attention_mask": tf.constant(mask), "token_type_ids": tf.constant(types)}
     expected = model.bert(**tokens, training=False)
-    sequence_output, pooled_output = tf.function(lambda: inference_outputs(model.bert, **tokens))()
+    sequence_output, pooled_output = tf.function(lambda: inference_outputs(model.bert, **tokens, bucketed=bucketed))()
     real = mask[..., None]
     assert np.abs((sequence_output.numpy() - expected.last_hidden_state.numpy()) * real).max() <= TOLERANCE
     assert not np.any(sequence_output.numpy() * (1 - real))
     first_real = mask[:, 0] == 1  # the pooler reads position 0, padding on the left-padded row
     assert np.abs(pooled_output.numpy() - expected.pooler_output.numpy())[first_real].max() <= TOLERANCE
+
+
+def test_row_buckets_round_up_by_at_most_a_sixteenth():
+    from tfbert.models.inference import row_bucket
+
+    counts = np.arange(32 * 512 + 1)
+    rows = tf.map_fn(row_bucket, tf.constant(counts, tf.int64)).numpy()
+    assert np.all(rows >= counts) and np.all(rows[:65] == counts[:65])
+    assert np.all((rows - counts) * 16 <= counts)
+    assert len(np.unique(rows)) <= 200  # the MatMul shapes a batch of 32 can meet, cached by oneDNN
+    assert int(row_bucket(tf.constant(1 << 30, tf.int64))) == 1 << 30  # past the largest size: itself
+
+
+@pytest.mark.parametrize("kind", ["backbone", "masked-lm (no pooler)"])
+def test_rows_rounded_up_to_a_bucket_leave_the_outputs_unchanged(tiny_models, kind):
+    """75 real tokens in lengths too even for length groups: 76 rows computed, the extra one read by nothing."""
+    from tfbert.models.inference import _Rows, inference_outputs
+    from tfbert.models.length_groups import LengthGroups
+
+    model = tiny_models[kind]
+    lengths = np.array([24, 26, 25])
+    ids = np.random.default_rng(2).integers(1, 120, (3, 26)).astype(np.int32)
+    mask = (np.arange(26)[None, :] < lengths[:, None]).astype(np.int32)
+    types = np.zeros_like(ids)
+    types[1, 13:] = 1
+    assert not bool(LengthGroups(tf.constant(lengths, tf.int32)).pays)
+    assert int(tf.shape(_Rows(tf.constant(mask), unpad=True, bucketed=True).flat)[0]) == 76
+    tokens = {"input_ids": tf.constant(ids), "attention_mask": tf.constant(mask), "token_type_ids": tf.constant(types)}
+    expected = model.bert(**tokens, training=False)
+    sequence_output, pooled_output = tf.function(lambda: inference_outputs(model.bert, **tokens, bucketed=True))()
+    real = mask[..., None]
+    assert np.abs((sequence_output.numpy() - expected.last_hidden_state.numpy()) * real).max() <= TOLERANCE
+    assert not np.any(sequence_output.numpy() * (1 - real))
+    if pooled_output is not None:
+        np.testing.assert_allclose(pooled_output.numpy(), expected.pooler_output.numpy(), atol=TOLERANCE)
 
 
 def graph_ops(concrete):

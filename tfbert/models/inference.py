@@ -71,6 +71,34 @@ def _layer_norm(x, layer, fused):
     return tf.nn.batch_normalization(x, mean, variance, layer.beta, layer.gamma, layer.epsilon)
 
 
+def _row_buckets(exact=64, steps_per_octave=16, largest=1 << 24):
+    """Row counts computed: every count up to `exact`, then `steps_per_octave` evenly spaced sizes in
+    each octave (so at most 1/16 more rows than needed), up to `largest`."""
+    sizes = list(range(exact + 1))
+    while sizes[-1] < largest:
+        sizes.append(sizes[-1] + (1 << (sizes[-1].bit_length() - 1)) // steps_per_octave)
+    return sizes
+
+
+ROW_BUCKETS = _row_buckets()
+
+
+def row_bucket(count):
+    """The rows to compute for `count` real tokens (int64 scalar tensor): the smallest of ROW_BUCKETS
+    at or above it (`count` itself past the largest).
+
+    Why: oneDNN compiles a kernel for each shape a MatMul meets (a primitive, cached by shape), and
+    the real tokens of a batch of 32 are a new count almost every batch. In bfloat16 that compilation
+    took 9 ms of a 65 ms batch of 32 first sentences (`ONEDNN_VERBOSE=all`, 2-core Xeon with AMX).
+    Rounded up to 16 sizes an octave, the counts a server meets are few, and their kernels stay cached.
+    Up to 64 tokens (single texts) every count is its own size: the cache holds them all. The float32
+    export does not round: its MatMuls (a plain-layout GEMM) took under a millisecond a batch to
+    create, less than the rows added would cost."""
+    buckets = tf.constant(ROW_BUCKETS, tf.int64)
+    index = tf.searchsorted(buckets, tf.reshape(count, [1]), side="left")[0]
+    return tf.gather(tf.concat([buckets, tf.reshape(count, [1])], 0), index)
+
+
 class _Rows:
     """Where the computed rows sit in the [batch, seq] grid: all positions, or the real tokens only;
     and, for real tokens only, the length groups attention runs in when they save padded work.
@@ -78,9 +106,11 @@ class _Rows:
     Args:
         attention_mask: int [batch, seq].
         unpad: bool. Compute the real tokens only.
+        bucketed: bool. With unpad, compute `row_bucket(tokens)` rows: the real tokens, then copies of
+            grid position 0 that no output reads.
     """
 
-    def __init__(self, attention_mask, unpad):
+    def __init__(self, attention_mask, unpad, bucketed=False):
         shape = tf.shape(attention_mask)
         self.batch, self.seq = shape[0], shape[1]
         self.unpad = unpad
@@ -88,10 +118,12 @@ class _Rows:
             return
         real = tf.not_equal(attention_mask, 0)
         flat_real = tf.reshape(real, [-1])
-        self.flat = tf.where(flat_real)[:, 0]  # [tokens]: flat grid position of each real token
-        self.tokens = tf.shape(self.flat, out_type=tf.int64)[0]
-        # [batch * seq]: the row of each grid position, `tokens` (a zero row) at padding.
-        self.slots = tf.where(flat_real, tf.cumsum(tf.cast(flat_real, tf.int64)) - 1, self.tokens)
+        real_flat = tf.where(flat_real)[:, 0]  # [tokens]: flat grid position of each real token
+        self.tokens = tf.shape(real_flat, out_type=tf.int64)[0]
+        self.rows = row_bucket(self.tokens) if bucketed else self.tokens
+        self.flat = tf.concat([real_flat, tf.zeros([self.rows - self.tokens], tf.int64)], 0)
+        # [batch * seq]: the row of each grid position, `rows` (a zero row) at padding.
+        self.slots = tf.where(flat_real, tf.cumsum(tf.cast(flat_real, tf.int64)) - 1, self.rows)
         # Length groups: a row's length is up to its last real token (masks need not be left-aligned).
         extents = tf.reduce_max(tf.where(real, tf.range(1, self.seq + 1)[None, :], 0), axis=1)
         plan = LengthGroups(extents)
@@ -104,7 +136,8 @@ class _Rows:
             self.groups.append((members, length, group_slots, cells))
             taken.append(tf.gather(tf.reshape(group_slots, [-1]), cells))
         # The groups' real cells, concatenated, are a permutation of the rows; this undoes it.
-        self.ungroup = tf.math.invert_permutation(tf.concat(taken, 0))
+        self.ungroup = tf.concat([tf.math.invert_permutation(tf.concat(taken, 0)),
+                                  tf.zeros([self.rows - self.tokens], tf.int64)], 0)
 
     def take(self, grid):
         """[batch, seq, ...] -> [rows, ...]."""
@@ -169,7 +202,8 @@ def _attention(x, attention, mask_bias, rows, weights):
     return tf.cond(rows.grouped, in_groups, one_grid)
 
 
-def inference_outputs(main_layer, input_ids, attention_mask, token_type_ids, unpad=True, weights=None):
+def inference_outputs(main_layer, input_ids, attention_mask, token_type_ids, unpad=True, weights=None,
+                      bucketed=None):
     """transformers' `TFBertMainLayer` in inference mode (no dropout), in fewer, fusible ops.
 
     Args:
@@ -179,6 +213,8 @@ def inference_outputs(main_layer, input_ids, attention_mask, token_type_ids, unp
             Defaults to True.
         weights: InferenceWeights. The dense layers' weights in their compute dtype. Defaults to the
             layer's own float32 variables.
+        bucketed: bool. With unpad, compute a bucket size of rows (`row_bucket`). Defaults to True
+            for bfloat16 weights, False for float32.
 
     Returns:
         (last_hidden_state float32 [batch, seq, hidden], pooled_output [batch, hidden] or None when
@@ -189,7 +225,7 @@ def inference_outputs(main_layer, input_ids, attention_mask, token_type_ids, unp
     weights = weights if weights is not None else InferenceWeights([main_layer], stored_qkv=False)
     dtype = tf.float32
     fused_norms = weights.compute_dtype != tf.float32  # see _layer_norm
-    rows = _Rows(attention_mask, unpad)
+    rows = _Rows(attention_mask, unpad, fused_norms if bucketed is None else bucketed)  # see row_bucket
 
     with tf.name_scope("embeddings"):
         hidden = (tf.gather(embeddings.weight, rows.take(input_ids))
