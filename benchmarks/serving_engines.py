@@ -16,6 +16,9 @@ Workloads (Debian descriptions, shuffled with a fixed seed; the same texts for e
 - batch 32, same length: batches of texts with (nearly) equal token counts, taken across the range of
   lengths, so padding is no factor;
   each on whole long descriptions (1 to 512 tokens) and on their first sentences;
+- batch 32, new batches: mixed lengths as above, but each round on texts no round has seen, so that
+  every batch brings token counts (matrix shapes) the engine may not have met: a server's steady state,
+  where kernels compiled for a shape (oneDNN's primitives) are reused only if the shape comes back;
 - batch 1: single texts of both kinds, p50 and p99 latency.
 Engines run in turns, each a whole workload (or a block of 25 single texts), for 3 rounds; batch 32
 reports the best round (texts/s), batch 1 the percentiles over all rounds. Every engine's outputs are
@@ -52,6 +55,7 @@ from profile_serving import text_kinds  # noqa: E402
 REPO = pathlib.Path(__file__).resolve().parents[1]
 MAX_LENGTH = 512
 THREADS = os.cpu_count()
+NEW_BATCHES = "new batches"
 ENGINES = ("tfbert", "tfbert-bf16", "torch", "torch-bf16", "ort", "ort-int8")
 
 
@@ -138,9 +142,10 @@ def build_engines(keys, folder, work):
     return engines
 
 
-def workloads(tokenizer, texts_per_workload, latency_texts):
+def workloads(tokenizer, texts_per_workload, latency_texts, rounds):
     """{name: list of batches (lists of texts)}: batch-32 workloads of both kinds and both length mixes,
-    and the batch-1 ones."""
+    the new-batches ones (`rounds` times the texts: each round runs its own, see run_workload), and
+    the batch-1 ones."""
     result = {}
     for kind, texts in text_kinds().items():
         random.Random(0).shuffle(texts)  # the same order for both kinds: a first sentence sits beside its text
@@ -154,6 +159,8 @@ def workloads(tokenizer, texts_per_workload, latency_texts):
         result[f"{kind}, same length, batch 32"] = [ordered[start:start + 32] for start in starts]
         single = texts[texts_per_workload:texts_per_workload + latency_texts]
         result[f"{kind}, batch 1"] = [[text] for text in single]
+        unseen = texts[8 * texts_per_workload:8 * texts_per_workload + rounds * texts_per_workload]
+        result[f"{kind}, {NEW_BATCHES}, batch 32"] = [unseen[i:i + 32] for i in range(0, len(unseen), 32)]
     return result
 
 
@@ -168,16 +175,19 @@ def check(outputs, reference, attention_mask):
     return largest, float(cosines.min())
 
 
-def run_workload(engines, reference, batches, rounds):
+def run_workload(engines, reference, batches, rounds, new_batches=False):
     """Each engine in turn runs the workload (batch 32: all of it; batch 1: blocks of 25 texts), `rounds`
-    times; the first round's outputs are checked against the reference's."""
+    times; the first round's outputs are checked against the reference's. new_batches: `batches` holds
+    `rounds` equal parts, and each round runs its own, all of them checked."""
     single = len(batches[0]) == 1
     expected = [reference(batch) for batch in batches]
-    block = 25 if single else len(batches)
+    per_round = len(batches) // rounds if new_batches else len(batches)
+    block = 25 if single else per_round
     seconds = {key: [] for key in engines}  # batch 1: each call; batch 32: each round
     accuracy = {key: {"max_abs_diff": 0.0, "min_cosine": 1.0, "batches_with_other_tokens": 0} for key in engines}
     for round_ in range(rounds):
-        for start in range(0, len(batches), block):
+        first = round_ * per_round if new_batches else 0
+        for start in range(first, first + per_round, block):
             for key, engine in engines.items():
                 outputs, calls = [], []
                 for batch in batches[start:start + block]:
@@ -185,7 +195,7 @@ def run_workload(engines, reference, batches, rounds):
                     outputs.append(engine(batch))
                     calls.append(time.perf_counter() - began)
                 seconds[key].extend(calls) if single else seconds[key].append(sum(calls))
-                for index, output in enumerate(outputs if round_ == 0 else [], start):
+                for index, output in enumerate(outputs if round_ == 0 or new_batches else [], start):
                     checked = check(output, expected[index][:2], expected[index][2])
                     if checked is None:
                         accuracy[key]["batches_with_other_tokens"] += 1
@@ -200,7 +210,7 @@ def run_workload(engines, reference, batches, rounds):
             result.update({"p50_ms": float(np.percentile(milliseconds, 50)),
                            "p99_ms": float(np.percentile(milliseconds, 99)), "calls": len(milliseconds)})
         else:
-            texts = sum(len(batch) for batch in batches)
+            texts = sum(len(batch) for batch in batches[:per_round])
             result.update({"texts_per_s": texts / min(seconds[key]),
                            "texts_per_s_rounds": [texts / value for value in seconds[key]]})
         results[key] = result
@@ -263,7 +273,7 @@ def main():
     tokenizer = AutoTokenizer.from_pretrained(folder)
     report = {"machine": machine_info(), "args": vars(args), "matmul_gflops": matmul_speed(), "workloads": {}}
     print(f"matmul GFLOP/s: {report['matmul_gflops']}", flush=True)
-    loads = workloads(tokenizer, args.texts, args.latency_texts)
+    loads = workloads(tokenizer, args.texts, args.latency_texts, args.rounds)
     with tempfile.TemporaryDirectory() as work:
         engines = build_engines(args.engines.split(","), folder, work)
         reference = Reference(folder)
@@ -273,7 +283,7 @@ def main():
             for batch in warm_up:
                 engine(batch)
         for load, batches in loads.items():
-            report["workloads"][load] = run_workload(engines, reference, batches, args.rounds)
+            report["workloads"][load] = run_workload(engines, reference, batches, args.rounds, NEW_BATCHES in load)
             print(load, json.dumps(report["workloads"][load]), flush=True)
     pathlib.Path(args.out).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     print(f"wrote {args.out}")
