@@ -5,7 +5,8 @@ text is a dozen to a few hundred rows, and the default checkpoint's 24 dense lay
 query/key/value 384x1152, attention output 384x384, intermediate 384x1536, output 1536x384) read its
 42 MB of float32 weights for them. This times those 24 MatMul + bias adds, chained as the encoder
 chains them (each layer's input is the previous layer's output), with the same random weights, in:
-- TensorFlow: a `tf.function`, weights as variables (the float32 export's) and as constants;
+- TensorFlow: a `tf.function`, weights as variables (the float32 export's) and as constants, and
+  with variables compiled by XLA (`jit_compile=True`);
 - PyTorch: `torch.nn.functional.linear` under `inference_mode`;
 - ONNX Runtime: a graph of MatMul and Add nodes, all graph optimisations (its MLAS GEMM).
 Each engine runs 2 threads, in turns, best of 5 rounds of the p50 of 60 calls; the result records the
@@ -39,14 +40,14 @@ def weights(seed=0):
              for shape in SHAPES] for _ in range(LAYERS)]
 
 
-def tensorflow_engine(layers, constants):
+def tensorflow_engine(layers, constants, xla=False):
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(THREADS)
     make = tf.constant if constants else tf.Variable
     held = [[(make(kernel), make(bias)) for kernel, bias in layer] for layer in layers]
 
-    @tf.function
+    @tf.function(jit_compile=xla)
     def run(x):
         for (qkv, qkv_bias), (out, out_bias), (inner, inner_bias), (down, down_bias) in held:
             q = tf.nn.bias_add(tf.matmul(x, qkv), qkv_bias)
@@ -137,6 +138,7 @@ def main():
     layers = weights()
     engines = {"tensorflow, variables": tensorflow_engine(layers, constants=False),
                "tensorflow, constants": tensorflow_engine(layers, constants=True),
+               "tensorflow, variables, XLA": tensorflow_engine(layers, constants=False, xla=True),
                "pytorch": torch_engine(layers), "onnxruntime": onnxruntime_engine(layers)}
     report = {"machine": machine_info(), "args": vars(args), "threads": THREADS, "rows": {}}
     for rows in map(int, args.rows.split(",")):
