@@ -5,17 +5,16 @@ oneDNN compiles a kernel for each MatMul shape it meets and caches it; the real 
 32 are a new count almost every batch. Two bfloat16 exports of the default checkpoint: as shipped
 (rows rounded up to a bucket size), and an ablation with exact row counts (`row_bucket` replaced by
 the identity while it exports). With `--precision float32`, two float32 exports: as shipped (exact
-rows), and an ablation with rows rounded up as bfloat16's are. Each runs in its own process (oneDNN's cache is per process), as TF
-Serving runs it (a TF1 `Session`): `--warm` batches of 32 texts, then `--batches` batches of 32 texts
-it has not seen, timed (texts/s). The two alternate, `--rounds` times each; the result keeps every
-round's figure, each variant's median, and the rounds in which buckets were faster than the exact
-rows served right after them (a pair). One more run of each, with `ONEDNN_VERBOSE=all` (untimed),
-counts the kernels oneDNN compiled for the dense layers (`inner_product`) on the new batches, and
-their compile time.
+rows), and an ablation with rows rounded up as bfloat16's are. Each runs in its own process
+(oneDNN's cache is per process), as TF Serving runs it (a TF1 `Session`): `--warm` batches of 32
+texts, then `--batches` batches of 32 texts it has not seen, timed (texts/s). The two alternate,
+`--rounds` times each; the result keeps every round's figure, each variant's median, and the rounds
+in which buckets were faster than the exact rows served right after them (a pair). One more run of
+each, with `ONEDNN_VERBOSE=all` (untimed), counts the kernels oneDNN compiled for the dense layers
+(`inner_product`) on the new batches, and their compile time.
 
 usage: python benchmarks/row_buckets.py [--kind first|long] [--precision bfloat16|float32] [--warm 60]
-       [--batches 10] [--rounds 3]
-       [--out benchmarks/results/row_buckets.json]
+       [--batches 10] [--rounds 3] [--out benchmarks/results/row_buckets.json]
 """
 
 import argparse

@@ -36,8 +36,8 @@ SHAPES = ((HIDDEN, 3 * HIDDEN), (HIDDEN, HIDDEN), (HIDDEN, INTERMEDIATE), (INTER
 
 def weights(seed=0):
     rng = np.random.default_rng(seed)
-    return [[(rng.standard_normal(shape).astype(np.float32) * 0.05, rng.standard_normal(shape[1]).astype(np.float32) * 0.05)
-             for shape in SHAPES] for _ in range(LAYERS)]
+    return [[(rng.standard_normal(shape).astype(np.float32) * 0.05,
+              rng.standard_normal(shape[1]).astype(np.float32) * 0.05) for shape in SHAPES] for _ in range(LAYERS)]
 
 
 def tensorflow_engine(layers, constants, xla=False):
@@ -103,7 +103,8 @@ def onnxruntime_engine(layers):
         dense(f"c{index}", 3, f"d{index}")
         nodes.append(helper.make_node("Add", [current, f"d{index}"], [f"x{index}"]))
         current = f"x{index}"
-    graph = helper.make_graph(nodes, "dense_layers", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, HIDDEN])],
+    graph = helper.make_graph(nodes, "dense_layers",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, HIDDEN])],
                               [helper.make_tensor_value_info(current, TensorProto.FLOAT, [None, HIDDEN])], initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8

@@ -84,7 +84,8 @@ def test_attention_in_length_groups_equals_transformers_layers(tiny_models, kind
     assert bool(LengthGroups(tf.constant(extents)).pays)  # the grouped branch runs
     tokens = {"input_ids": tf.constant(ids), "attention_mask": tf.constant(mask), "token_type_ids": tf.constant(types)}
     expected = model.bert(**tokens, training=False)
-    sequence_output, pooled_output = tf.function(lambda: inference_outputs(model.bert, **tokens, bucketed=bucketed))()
+    outputs = tf.function(lambda: inference_outputs(model.bert, **tokens, bucketed=bucketed))
+    sequence_output, pooled_output = outputs()
     real = mask[..., None]
     assert np.abs((sequence_output.numpy() - expected.last_hidden_state.numpy()) * real).max() <= TOLERANCE
     assert not np.any(sequence_output.numpy() * (1 - real))

@@ -91,10 +91,10 @@ def row_bucket(count):
     the real tokens of a batch of 32 are a new count almost every batch. Rounded up to 16 sizes an
     octave, the counts a server meets are few, and their kernels stay cached. On 20 new batches of 32
     first sentences, a bfloat16 export with exact counts compiled 64 dense-layer kernels (154 ms), the
-    bucketed one none and served 1.12x as many texts a second (benchmarks/README.md#row-buckets, 2-core
-    Xeon with AMX). Up to 64 tokens (single texts) every count is its own size: the cache holds them all. The float32
-    export does not round: its MatMuls (a plain-layout GEMM) took 0.6 ms a batch to create there, and
-    buckets served 0.98x as many texts a second."""
+    bucketed one none and served 1.12x as many texts a second (benchmarks/README.md#row-buckets,
+    2-core Xeon with AMX). Up to 64 tokens (single texts) every count is its own size: the cache holds
+    them all. The float32 export does not round: its MatMuls (a plain-layout GEMM) took 0.6 ms a batch
+    to create there, and buckets served 0.98x as many texts a second."""
     buckets = tf.constant(ROW_BUCKETS, tf.int64)
     index = tf.searchsorted(buckets, tf.reshape(count, [1]), side="left")[0]
     return tf.gather(tf.concat([buckets, tf.reshape(count, [1])], 0), index)
@@ -136,7 +136,8 @@ class _Rows:
             cells = tf.where(tf.reshape(group_slots < self.tokens, [-1]))[:, 0]  # the group's real cells
             self.groups.append((members, length, group_slots, cells))
             taken.append(tf.gather(tf.reshape(group_slots, [-1]), cells))
-        # The groups' real cells, concatenated, are a permutation of the rows; this undoes it.
+        # The groups' real cells, concatenated, are a permutation of the real tokens' rows; this undoes
+        # it (the extra rows of a bucket take row 0's context).
         self.ungroup = tf.concat([tf.math.invert_permutation(tf.concat(taken, 0)),
                                   tf.zeros([self.rows - self.tokens], tf.int64)], 0)
 
