@@ -1,5 +1,5 @@
-"""What rounding the rows up to a bucket size (`tfbert.models.inference.row_bucket`) is worth to the
-bfloat16 export, on batches whose shapes the server has not met.
+"""What rounding the rows up to a bucket size (`tfbert.models.row_buckets`) is worth to the bfloat16
+export, on batches whose shapes the server has not met.
 
 oneDNN compiles a kernel for each MatMul shape it meets and caches it; the real tokens of a batch of
 32 are a new count almost every batch. Two bfloat16 exports of the default checkpoint: as shipped

@@ -94,7 +94,7 @@ def test_attention_in_length_groups_equals_transformers_layers(tiny_models, kind
 
 
 def test_row_buckets_round_up_by_at_most_a_sixteenth():
-    from tfbert.models.inference import row_bucket
+    from tfbert.models.row_buckets import row_bucket
 
     counts = np.arange(32 * 512 + 1)
     rows = tf.map_fn(row_bucket, tf.constant(counts, tf.int64)).numpy()
