@@ -31,6 +31,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from machine import machine_info
 from profile_serving import text_kinds
+from serving_engines import TfbertServing
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 KINDS = {"first": "first sentences", "long": "long descriptions"}
@@ -54,22 +55,15 @@ def export(folder, variant, precision):
 
 def serve(path, kind, warm, batches):
     """Texts per second on `batches` new batches of 32, after `warm` others, in a TF1 Session."""
-    import tensorflow as tf
-    import tensorflow_text  # noqa: F401  (registers the tokenizer's ops)
-
     texts = text_kinds()[KINDS[kind]]
-    graph = tf.Graph()
-    session = tf.compat.v1.Session(graph=graph)
-    with graph.as_default():
-        signature = tf.compat.v1.saved_model.load(session, ["serve"], path).signature_def["serving_default"]
-    feed, fetches = signature.inputs["text"].name, {key: value.name for key, value in signature.outputs.items()}
+    engine = TfbertServing(path, "tfbert export")
     for start in range(0, warm * 32, 32):
-        session.run(fetches, {feed: texts[start:start + 32]})
+        engine(texts[start:start + 32])
     new = [texts[start:start + 32] for start in range(warm * 32, (warm + batches) * 32, 32)]
     print(NEW_BATCHES, flush=True)
     began = time.perf_counter()
     for batch in new:
-        session.run(fetches, {feed: batch})
+        engine(batch)
     return sum(len(batch) for batch in new) / (time.perf_counter() - began)
 
 
