@@ -26,11 +26,15 @@ def _inputs(model, build):
     return model.tokenizer((tf.constant(TEXTS[:2]), tf.constant(TEXTS[2:])))
 
 
-def _encoder_dense_layers(model):
+def _main_layer(model):
     from tfbert.models.inference import main_layers
 
     (main_layer,) = main_layers(model)
-    return [layer for layer in main_layer._flatten_layers() if isinstance(layer, tf_keras.layers.Dense)]
+    return main_layer
+
+
+def _encoder_dense_layers(model):
+    return [layer for layer in _main_layer(model)._flatten_layers() if isinstance(layer, tf_keras.layers.Dense)]
 
 
 @pytest.mark.parametrize("build", list(BUILDERS))
@@ -49,6 +53,12 @@ def test_bfloat16_models_compute_in_bfloat16_on_float32_weights(tiny_checkpoint,
     assert len(encoder_dense) >= 12 and {layer.compute_dtype for layer in encoder_dense} == {"bfloat16"}
     assert {layer.compute_dtype for layer in _encoder_dense_layers(models["float32"])} == {"float32"}
     assert {v.dtype for v in mixed.variables} == {tf.float32}
+
+    # The feed-forward activation (GELU, an Erfc) computes in float32, between casts: bfloat16 Erfc is slow.
+    graph = tf.function(lambda: mixed(_inputs(mixed, build))).get_concrete_function().graph
+    activations = [op for op in graph.get_operations() if op.type in ("Erf", "Erfc")]
+    assert len(activations) == _main_layer(mixed).config.num_hidden_layers
+    assert {op.get_attr("T") for op in activations} == {tf.float32}
 
     outputs = {precision: tf.nest.flatten(model(_inputs(model, build))) for precision, model in models.items()}
     for full, half in zip(outputs["float32"], outputs["bfloat16"]):
