@@ -23,7 +23,6 @@ usage: python benchmarks/training_step.py [--steps 4] [--rounds 8] [--profile-st
 import argparse
 import collections
 import contextlib
-import csv
 import glob
 import json
 import os
@@ -37,10 +36,10 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
+from finetune_debian import read
 from machine import machine_info
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-DATA = pathlib.Path(os.environ.get("TFBERT_SHARED", REPO.parent / "shared")) / "data" / "debian-sections"
 SETUPS = ("float32", "bfloat16", "bfloat16, activation in bfloat16")
 BATCH, MAX_LENGTH = 32, 128
 
@@ -96,11 +95,9 @@ def read_batches(steps):
     import numpy as np
     import tensorflow as tf
 
-    with open(DATA / "train.csv", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))[:BATCH * steps]
-    labels = sorted({row["label"] for row in rows})
-    data = tf.data.Dataset.from_tensor_slices(
-        ([row["text"] for row in rows], np.array([labels.index(row["label"]) for row in rows]))).batch(BATCH)
+    texts, names = (column[:BATCH * steps] for column in read("train"))
+    labels = sorted(set(names))
+    data = tf.data.Dataset.from_tensor_slices((texts, np.array([labels.index(name) for name in names]))).batch(BATCH)
     return data, labels
 
 
