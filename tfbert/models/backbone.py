@@ -22,7 +22,7 @@ from transformers import BertConfig, TFBertModel
 from transformers.modeling_tf_utils import get_initializer
 
 from tfbert.errors import TfbertError
-from tfbert.models.precision import activations_in_float32
+from tfbert.models.training_ops import use_training_ops
 
 
 def _narrow_attention(attention, kept_heads, config):
@@ -53,12 +53,12 @@ def _narrow_attention(attention, kept_heads, config):
 class KerasConfigMixin:
     """A transformers TensorFlow model whose Keras config round-trips: `{"name", "trainable", "dtype",
     "bert_config"}` (transformers' own `get_config` returns the bare `BertConfig` dict, without the
-    layer's name, so a functional model holding it would come back renamed). Built under bfloat16
-    mixed precision, its feed-forward activations compute in float32 (`activations_in_float32`)."""
+    layer's name, so a functional model holding it would come back renamed). Its GELU and dropout are
+    tfbert's faster training kernels (`tfbert.models.training_ops`)."""
 
     def __init__(self, config, *args, **kwargs):
         super().__init__(config, *args, **kwargs)
-        activations_in_float32(self.bert)
+        use_training_ops(self)
 
     def get_config(self):
         return {"name": self.name, "trainable": self.trainable, "dtype": self.dtype, "bert_config": self.config.to_dict()}

@@ -7,9 +7,7 @@ stay float32 (the task models cast their logits), as Keras' mixed-precision guid
 in bfloat16 loses precision for nothing.
 
 One op stays float32 inside the bfloat16 encoder: the feed-forward activation (GELU), which
-`activations_in_float32` wraps in casts. TensorFlow's bfloat16 `Erfc` took 231 ms a training step
-against 63 ms in float32 with the casts, and the step ran 1.07x faster with them, on a 2-core Xeon
-with AMX (benchmarks/training_step.py; benchmarks/README.md#where-a-training-steps-time-goes).
+`tfbert.models.training_ops` computes in float32 between casts (TensorFlow's bfloat16 `Erfc` is slow).
 
 The variables stay float32, so what a run saves (Keras folders, Hugging Face layout, exports) is the
 same whatever the training precision; an export's own precision is `export_saved_model(precision=...)`.
@@ -17,7 +15,6 @@ same whatever the training precision; an export's own precision is `export_saved
 
 import contextlib
 
-import tensorflow as tf
 import tf_keras
 
 from tfbert.errors import check_choice
@@ -43,19 +40,3 @@ def training_precision(precision):
         yield
     finally:
         tf_keras.mixed_precision.set_global_policy(previous)
-
-
-def activations_in_float32(main_layer):
-    """Computes the feed-forward activation of a bfloat16 TFBertMainLayer's layers in float32, between
-    casts (see the module docstring); float32 layers are left as they are.
-
-    Args:
-        main_layer: transformers TFBertMainLayer, built or not.
-    """
-    for layer in main_layer.encoder.layer:
-        intermediate = layer.intermediate
-        if intermediate.compute_dtype == "float32":
-            continue
-        activation = intermediate.intermediate_act_fn
-        intermediate.intermediate_act_fn = (
-            lambda x, activation=activation: tf.cast(activation(tf.cast(x, tf.float32)), x.dtype))

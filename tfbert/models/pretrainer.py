@@ -21,6 +21,7 @@ from tfbert.checkpoints.writer import write_checkpoint
 from tfbert.errors import TfbertError
 from tfbert.models.backbone import build_bert
 from tfbert.models.encoder import TOKENIZER_LAYER, bert_outputs
+from tfbert.models.training_ops import use_training_ops
 from tfbert.models.weights import load_weights, pytorch_state_dict
 from tfbert.text.tokenizer import BertTokenizerLayer
 
@@ -71,12 +72,14 @@ class BertPretrainer(tf_keras.Model):
 
     Args:
         tokenizer: BertTokenizerLayer.
-        model: transformers.TFBertForPreTraining.
+        model: transformers.TFBertForPreTraining. Its GELU and dropout become tfbert's training kernels
+            (`tfbert.models.training_ops`).
         mask_rate: float. Defaults to 0.15.
     """
 
     def __init__(self, tokenizer, model, mask_rate=0.15, **kwargs):
         super().__init__(**kwargs)
+        use_training_ops(model)
         self.tokenizer, self.model, self.mask_rate = tokenizer, model, mask_rate
         # Never masked: BERT's special tokens and special added tokens (added normal tokens are text).
         specials = sorted({tokenizer.pad_id, *tokenizer.special_ids})
