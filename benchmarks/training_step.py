@@ -5,14 +5,16 @@ per set-up and trains each, in turns, on the same batches of 32 Debian descripti
 first training texts, padded to 128 tokens so that every step computes as much):
 - "float32";
 - "bfloat16": `precision="bfloat16"`, as `tfbert finetune --precision bfloat16` trains;
-- "bfloat16, activation in bfloat16": the same without `activations_in_float32`
-  (tfbert.models.precision), the ablation of its casts.
+- "float32, transformers' layers" and "bfloat16, transformers' layers": the same built without
+  `use_training_ops` (tfbert.models.training_ops), so with transformers' GELU and Keras' dropout: the
+  ablation of tfbert's training kernels.
 Each round trains every set-up for `--steps` steps; a step's time is its `on_train_batch_begin` to
 `on_train_batch_end` (the optimizer update included, `fit`'s start and end excluded), and a round's
 is the median of its steps. The speed-ups are the medians over rounds of each round's float32 step
 time over the set-up's, so that the machine's slow and fast moments fall on all of them. Then one
 epoch of each runs under TensorFlow's profiler, for the time by op type, summed over threads (so it
-can exceed the step's wall time) and divided by the steps. Last, a child process trains the bfloat16
+can exceed the step's wall time) and divided by the steps; "XLA executable" is the runs of
+XLA-compiled functions (tfbert's GELU gradient). Last, a child process trains the bfloat16
 set-up under `ONEDNN_VERBOSE=1` and counts, per step, the oneDNN kernels (primitive and
 implementation) its ops ran: `brg_matmul:avx10_1_512_amx` is a matrix multiplication on AMX.
 
@@ -40,28 +42,29 @@ from finetune_debian import read
 from machine import machine_info
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-SETUPS = ("float32", "bfloat16", "bfloat16, activation in bfloat16")
+ABLATION = ", transformers' layers"
+SETUPS = ("float32", "bfloat16", "float32" + ABLATION, "bfloat16" + ABLATION)
 BATCH, MAX_LENGTH = 32, 128
 
 
 @contextlib.contextmanager
-def activations_left_in_bfloat16():
-    """The ablation: builds without `activations_in_float32`."""
+def transformers_layers():
+    """The ablation: builds without `use_training_ops`."""
     from tfbert.models import backbone
 
-    kept = backbone.activations_in_float32
-    backbone.activations_in_float32 = lambda main_layer: None
+    kept = backbone.use_training_ops
+    backbone.use_training_ops = lambda model: None
     try:
         yield
     finally:
-        backbone.activations_in_float32 = kept
+        backbone.use_training_ops = kept
 
 
 def build(setup, labels):
     from tfbert.models.classifier import build_classifier
 
-    precision = "float32" if setup == "float32" else "bfloat16"
-    ablation = activations_left_in_bfloat16() if "activation in bfloat16" in setup else contextlib.nullcontext()
+    precision = setup.split(",")[0]
+    ablation = transformers_layers() if setup.endswith(ABLATION) else contextlib.nullcontext()
     with ablation:
         model = build_classifier(labels=labels, max_length=MAX_LENGTH, padding="max_length", precision=precision)
     model.compile(train_steps=10_000)
@@ -87,6 +90,8 @@ def op_times(model, data, steps):
                 name = plane.event_metadata[event.metadata_id].name  # "scope/op_name:OpType" for TF ops
                 if ":" in name and "/" in name:
                     times[name.rsplit(":", 1)[1]] += event.duration_ps / 1e9 / steps
+                elif name == "CpuExecutable::ExecuteAsyncOnStream":  # an XLA-compiled function's run
+                    times["XLA executable"] += event.duration_ps / 1e9 / steps
     return {op: round(ms, 1) for op, ms in times.most_common(25)}
 
 
