@@ -1,5 +1,5 @@
 """bfloat16 mixed-precision training (tfbert.models.precision): bfloat16 compute, float32 weights,
-float32 logits and losses, the saved models and exports float32."""
+float32 logits and losses; the policy kept by configs and copies; exports in their own precision."""
 
 import json
 
@@ -135,3 +135,53 @@ def test_bfloat16_finetune_learns_and_exports_float32(tmp_path, tiny_checkpoint)
     served = run_python(SERVE, report["export"], "the dog runs in the field", "a parser library for python")
     assert served.returncode == 0, served.stderr[-3000:]
     assert served.stdout.split("\n")[:2] == ["False", "animals software"]
+
+
+EXPORTS = """
+import json, sys, tensorflow as tf, tensorflow_text
+from tfbert.serving.op_check import export_nodes, multiplies_in_bfloat16
+report = {}
+for path in sys.argv[2:]:
+    logits = tf.saved_model.load(path).signatures["serving_default"](text=tf.constant(json.loads(sys.argv[1])))["logits"]
+    report[path] = {"bfloat16": multiplies_in_bfloat16(export_nodes(path)), "logits": logits.numpy().tolist()}
+print(json.dumps(report))
+"""
+
+
+def test_bfloat16_model_keeps_its_policy_and_exports_in_either_precision(tmp_path, tiny_checkpoint):
+    """A model built with precision="bfloat16" stays bfloat16 through save/load, get_config, add_tokens and
+    prune_heads; `export_saved_model` of it computes in the export's precision (float32: the float32
+    model's logits within float32 noise, in a fresh process), and leaves the model in bfloat16."""
+    import tfbert
+    from tfbert.models.classifier import BertClassifier
+
+    def computes_in(model):
+        return {layer.compute_dtype for layer in _encoder_dense_layers(model)}
+
+    tf_keras.utils.set_random_seed(0)
+    mixed = tfbert.build_classifier(str(tiny_checkpoint), labels=["a", "b"], precision="bfloat16")
+    assert computes_in(mixed) == {"bfloat16"}
+    assert tf_keras.mixed_precision.global_policy().name == "float32"
+    revived = [tfbert.load_classifier(tfbert.save_classifier(mixed, tmp_path / "keras")),
+               BertClassifier.from_config(mixed.get_config()),
+               tfbert.add_tokens(mixed, ["zyxwvut"]), tfbert.prune_heads(mixed, {0: [0]})]
+    assert [computes_in(model) for model in revived] == [{"bfloat16"}] * 4
+    assert tf_keras.mixed_precision.global_policy().name == "float32"
+
+    exports = {precision: tfbert.export_saved_model(mixed, tmp_path / precision, precision=precision, warmup=False)
+               for precision in ("float32", "bfloat16")}
+    assert computes_in(mixed) == {"bfloat16"}  # the export's float32 compute is undone
+
+    full = tfbert.build_classifier(str(tiny_checkpoint), labels=["a", "b"])
+    full.set_weights(mixed.get_weights())
+    expected = full(tf.constant(TEXTS)).numpy()
+    scale = float(np.max(np.abs(expected)))
+    assert float(np.max(np.abs(expected - mixed(tf.constant(TEXTS)).numpy()))) > 1e-3 * scale  # bfloat16 rounds
+    served = run_python(EXPORTS, json.dumps(TEXTS), exports["float32"], exports["bfloat16"])
+    assert served.returncode == 0, served.stderr[-3000:]
+    report = json.loads(served.stdout.strip().splitlines()[-1])
+    float32, bfloat16 = report[str(exports["float32"])], report[str(exports["bfloat16"])]
+    assert (float32["bfloat16"], bfloat16["bfloat16"]) == (False, True)
+    np.testing.assert_allclose(float32["logits"], expected, atol=1e-4 * scale, rtol=1e-5)
+    float32_error = float(np.max(np.abs(np.array(float32["logits"]) - expected)))
+    assert float32_error < float(np.max(np.abs(np.array(bfloat16["logits"]) - expected))) <= 0.05 * scale

@@ -412,6 +412,20 @@ def test_text_classification_exports_in_bfloat16(tmp_path, checkpoints, exports)
         assert 0 < difference.max() <= 0.02, name  # bfloat16 rounding: computed in bfloat16, and close
 
 
+def test_task_export_under_a_global_mixed_policy_computes_in_float32(tmp_path, checkpoints, exports):
+    """A task module built while Keras' global policy is mixed_bfloat16 exports in float32 all the same."""
+    from tfbert.models.precision import training_precision
+
+    with training_precision("bfloat16"):
+        module = build_task_module(str(checkpoints["text-classification"]))
+        exported = export_saved_model(module, tmp_path / "under-policy", warmup=False)
+    texts = tf.constant(debian_texts("dev", 8))
+    mixed, full = (tf.saved_model.load(str(path)).signatures["serving_default"]
+                   for path in (exported, exports["text-classification"]))
+    np.testing.assert_allclose(mixed(text=texts)["probabilities"].numpy(), full(text=texts)["probabilities"].numpy(),
+                               atol=1e-6)
+
+
 def test_task_exports_through_the_c_api_and_check_serving(c_runner, exports, tmp_path):  # noqa: F811
     import tensorflow_text  # noqa: F401
 

@@ -4,7 +4,8 @@
 functional model holding it comes back from `from_config` with the layer renamed (`tf_bert_model`)
 and a different config. `BertBackbone` is the same model (same weights, same outputs) with a Keras
 config of its own: `{"name", "trainable", "dtype", "bert_config"}`, registered as
-`tfbert>BertBackbone`.
+`tfbert>BertBackbone`. "dtype" is the Keras policy's name ("mixed_bfloat16" for a bfloat16-trained
+model), and `from_config` builds every layer inside under it, as `build_classifier(precision=...)` did.
 
 transformers' TensorFlow BERT raises NotImplementedError for `prune_heads`. `BertBackbone` builds the
 attention layers of `config.pruned_heads` ({layer: [heads]}) with only the kept heads, as PyTorch's
@@ -22,6 +23,7 @@ from transformers import BertConfig, TFBertModel
 from transformers.modeling_tf_utils import get_initializer
 
 from tfbert.errors import TfbertError
+from tfbert.models.precision import policy_scope
 from tfbert.models.training_ops import use_training_ops
 
 
@@ -53,20 +55,24 @@ def _narrow_attention(attention, kept_heads, config):
 class KerasConfigMixin:
     """A transformers TensorFlow model whose Keras config round-trips: `{"name", "trainable", "dtype",
     "bert_config"}` (transformers' own `get_config` returns the bare `BertConfig` dict, without the
-    layer's name, so a functional model holding it would come back renamed). Its GELU and dropout are
-    tfbert's faster training kernels (`tfbert.models.training_ops`)."""
+    layer's name, so a functional model holding it would come back renamed), its dtype the policy's name,
+    which `from_config` builds the inner layers under. Its GELU and dropout are tfbert's faster training
+    kernels (`tfbert.models.training_ops`)."""
 
     def __init__(self, config, *args, **kwargs):
         super().__init__(config, *args, **kwargs)
         use_training_ops(self)
 
     def get_config(self):
-        return {"name": self.name, "trainable": self.trainable, "dtype": self.dtype, "bert_config": self.config.to_dict()}
+        return {"name": self.name, "trainable": self.trainable, "dtype": self.dtype_policy.name,
+                "bert_config": self.config.to_dict()}
 
     @classmethod
     def from_config(cls, config):
         config = copy.deepcopy(config)  # BertConfig.from_dict consumes keys of the dict it is given
-        return cls(BertConfig.from_dict(config.pop("bert_config")), **config)
+        # The inner layers take the global policy when they are created, not the outer layer's dtype.
+        with policy_scope(config.get("dtype") or "float32"):
+            return cls(BertConfig.from_dict(config.pop("bert_config")), **config)
 
 
 @tf_keras.saving.register_keras_serializable(package="tfbert")
@@ -135,8 +141,9 @@ def resized_copy(model, vocab_size):
     config.vocab_size = vocab_size
     kwargs = {"name": model.name}
     if isinstance(model, BertBackbone):
-        kwargs.update(trainable=model.trainable, dtype=model.dtype)
-    resized = build_bert(type(model)(config, **kwargs))
+        kwargs.update(trainable=model.trainable)
+    with policy_scope(model.dtype_policy):
+        resized = build_bert(type(model)(config, **kwargs))
     source = {_relative(w.name, model.name): w for w in model.weights}
     for weight in resized.weights:
         value = source[_relative(weight.name, resized.name)].numpy()
@@ -151,7 +158,8 @@ def pruned_backbone(bert, heads):
     """A new BertBackbone without `heads` ({layer: [head indices]}), with the remaining weights of `bert`."""
     config = BertConfig.from_dict(bert.config.to_dict())
     config.pruned_heads = _validate_heads(heads, bert.config)
-    pruned = build_bert(BertBackbone(config, name=bert.name))
+    with policy_scope(bert.dtype_policy):
+        pruned = build_bert(BertBackbone(config, name=bert.name, trainable=bert.trainable))
     head_size = config.hidden_size // config.num_attention_heads
 
     def kept_columns(layer):

@@ -20,6 +20,7 @@ from tfbert.checkpoints.model_card import made_by
 from tfbert.errors import TfbertError, check_positive_int
 from tfbert.models.inference import inference_graph, main_layers
 from tfbert.models.inference_weights import PRECISIONS, InferenceWeights
+from tfbert.models.precision import float32_twin
 from tfbert.serving import warmup as serving_warmup
 from tfbert.serving.example_signatures import set_method_names
 from tfbert.serving.export_card import export_card, write_export_card
@@ -108,6 +109,8 @@ def export_saved_model(model, base_dir, version=None, overwrite=False, keep=None
         raise TfbertError(f"precision must be one of {', '.join(PRECISIONS)}; received precision={precision!r}.")
     if precision != "float32" and not fused:
         raise TfbertError(f"precision={precision!r} computes through tfbert's fused inference graph; drop fused=False.")
+    if not isinstance(model, TaskModule):
+        model = float32_twin(model)  # the model's training policy does not decide the export's precision
     module = model if isinstance(model, TaskModule) else export_module(model)
     tokenizer = module.tokenizer if isinstance(module, TaskModule) else model.tokenizer
     base_dir = pathlib.Path(base_dir)

@@ -7,6 +7,7 @@ each task's options are those of its transformers pipeline, with the pipeline's 
 from tfbert.checkpoints.checkpoint import load_checkpoint
 from tfbert.defaults import QA_MAX_LENGTH
 from tfbert.errors import TfbertError
+from tfbert.models.precision import policy_scope
 from tfbert.models.tasks import checkpoint_task, load_task_model
 from tfbert.serving.fill_mask import FillMaskModule
 from tfbert.serving.question_answering import QuestionAnsweringModule
@@ -51,6 +52,8 @@ def build_task_module(model=None, task=None, max_length=None, allow_pickle=False
     if max_length is None and task == "question-answering":
         max_length = min(QA_MAX_LENGTH, checkpoint.max_length)
     tokenizer = checkpoint.build_tokenizer(max_length)
-    module = TASK_MODULES[task](tokenizer, load_task_model(checkpoint, task), **options)
+    with policy_scope("float32"):  # a global mixed-precision policy does not decide the export's precision
+        model = load_task_model(checkpoint, task)
+    module = TASK_MODULES[task](tokenizer, model, **options)
     module.checkpoint_name = checkpoint.name
     return module
