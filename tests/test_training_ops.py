@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
+from tfbert.errors import TfbertError
 from tfbert.models.training_ops import Dropout, gelu, use_training_ops
 
 
@@ -75,8 +76,21 @@ def test_dropout_masks_follow_the_global_seed_and_bfloat16_stays_bfloat16():
     np.testing.assert_array_equal(draws[0], draws[1])
     assert masks(x).dtype == tf.bfloat16
     assert Dropout(0.0, dtype="mixed_bfloat16")(x, training=True) is x
-    with pytest.raises(ValueError, match=r"dropout rate must be in \[0, 1\), got 1.0"):
+    with pytest.raises(TfbertError, match=r"rate must be a number in \[0, 1\) .*; received rate=1.0"):
         Dropout(1.0)
+
+
+@pytest.mark.parametrize("dropout", [1.0, -0.1, "0.1", True])
+def test_every_dropout_argument_is_checked_alike(tiny_checkpoint, dropout):
+    """The classifier head's and the tagger's dropout are refused as the Dropout layer's rate is."""
+    import tfbert
+    from tfbert.models.classifier import ClassifierHead
+
+    expected = rf"dropout must be a number in \[0, 1\) .*; received dropout={dropout!r}"
+    with pytest.raises(TfbertError, match=expected):
+        ClassifierHead(labels=["a", "b"], dropout=dropout)
+    with pytest.raises(TfbertError, match=expected):
+        tfbert.build_token_classifier(str(tiny_checkpoint), labels=["O", "B-X", "I-X"], dropout=dropout)
 
 
 def test_models_use_the_training_ops_only_for_exact_gelu(tiny_checkpoint):

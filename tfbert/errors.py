@@ -32,3 +32,11 @@ def check_choice(name, value, choices):
     if value not in choices:
         raise TfbertError(f"{name} must be one of {', '.join(map(repr, choices))}; received {name}={value!r}.")
     return value
+
+
+def check_dropout(name, value):
+    """Raises TfbertError unless `value` is a dropout rate: a number in [0, 1)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise TfbertError(f"{name} must be a number in [0, 1) (the fraction of units dropped while training); "
+                          f"received {name}={value!r}.")
+    return value

@@ -18,7 +18,7 @@ import tf_keras
 from tfbert.checkpoints.checkpoint import load_checkpoint
 from tfbert.checkpoints.layout import VOCAB_FILE
 from tfbert.defaults import CLASSIFIER_MAX_LENGTH, FINETUNE_LEARNING_RATE, POOLING_MODES, TASKS
-from tfbert.errors import TfbertError, check_choice
+from tfbert.errors import TfbertError, check_choice, check_dropout
 from tfbert.models.encoder import BERT_LAYER, TOKENIZER_LAYER, RawTextModel, bert_outputs
 from tfbert.models.optimization import create_optimizer
 from tfbert.models.pooling import Pooling
@@ -59,8 +59,7 @@ class ClassifierHead(tf_keras.layers.Layer):
                               f"received labels={labels!r}.")
         if labels is not None and len(set(labels)) != len(labels):
             raise TfbertError(f"label names must be unique; received {labels}.")
-        if not 0 <= dropout < 1:
-            raise TfbertError(f"dropout must be in [0, 1); received dropout={dropout!r}.")
+        check_dropout("dropout", dropout)
         self.labels, self.task, self.pooling = labels, task, pooling
         self.dropout, self.initializer_range = dropout, initializer_range
         self.num_outputs = 1 if task == "regression" else len(labels)

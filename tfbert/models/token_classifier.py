@@ -17,7 +17,7 @@ from transformers import BertConfig, TFBertForTokenClassification
 
 from tfbert.checkpoints.checkpoint import load_checkpoint
 from tfbert.defaults import FINETUNE_LEARNING_RATE, TAGGER_MAX_LENGTH
-from tfbert.errors import TfbertError
+from tfbert.errors import TfbertError, check_dropout
 from tfbert.models.backbone import KerasConfigMixin
 from tfbert.models.encoder import RawTextModel
 from tfbert.models.optimization import create_optimizer
@@ -161,9 +161,7 @@ def build_token_classifier(model=None, labels=None, max_length=None, dropout=Non
         max_length = min(TAGGER_MAX_LENGTH, checkpoint.max_length)
     config = config_with_labels(checkpoint.config, labels)
     if dropout is not None:
-        if not 0 <= dropout < 1:
-            raise TfbertError(f"dropout must be in [0, 1); received dropout={dropout!r}.")
-        config.classifier_dropout = dropout
+        config.classifier_dropout = check_dropout("dropout", dropout)
     # Layers.
     tokenizer = checkpoint.build_tokenizer(max_length, "longest", name=TOKENIZER_LAYER, **tokenizer_options)
     keep_head = labels == own

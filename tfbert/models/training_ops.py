@@ -23,6 +23,8 @@ float32 between casts.
 import tensorflow as tf
 import tf_keras
 
+from tfbert.errors import check_dropout
+
 SQRT_HALF = 0.7071067811865476
 INVERSE_SQRT_TWO_PI = 0.3989422804014327
 RANDOM_BITS = 16
@@ -55,9 +57,7 @@ class Dropout(tf_keras.layers.Layer):
 
     def __init__(self, rate, **kwargs):
         super().__init__(**kwargs)
-        if not 0 <= rate < 1:
-            raise ValueError(f"dropout rate must be in [0, 1), got {rate!r}.")
-        self.rate = rate
+        self.rate = check_dropout("rate", rate)
         self.dropped = round(rate * 2**RANDOM_BITS)  # draws (out of 2**16) that drop a unit
 
     def call(self, inputs, training=None):
