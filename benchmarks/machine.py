@@ -8,11 +8,15 @@ import datetime
 import importlib.metadata
 import os
 import platform
+import sys
 
 PACKAGES = ("tfbert", "tensorflow", "tensorflow-text", "tf-keras", "transformers", "torch", "onnxruntime", "onnx",
             "numpy", "scikit-learn", "apache-beam")
 # The instruction sets that decide which kernels oneDNN, PyTorch and ONNX Runtime pick.
 FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx512vl", "amx_bf16", "amx_int8", "amx_tile")
+# Settings that change which kernels run: TensorFlow turns oneDNN on by default only on some CPUs
+# (Intel with AVX512_VNNI, AVX512_BF16 or AMX), and TF_ENABLE_ONEDNN_OPTS overrides that.
+ENVIRONMENT = ("TF_ENABLE_ONEDNN_OPTS", "OMP_NUM_THREADS", "ONEDNN_MAX_CPU_ISA")
 
 
 def _cpu():
@@ -40,4 +44,15 @@ def machine_info():
         except importlib.metadata.PackageNotFoundError:
             versions[package] = None
     return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "cpu": model,
-            "cpu_flags": flags, "cpus": os.cpu_count(), "python": platform.python_version(), "versions": versions}
+            "cpu_flags": flags, "cpus": os.cpu_count(), "python": platform.python_version(), "versions": versions,
+            "environment": {name: os.environ[name] for name in ENVIRONMENT if name in os.environ},
+            "tensorflow_onednn": _tensorflow_onednn()}
+
+
+def _tensorflow_onednn():
+    """Whether TensorFlow runs its oneDNN kernels in this process (None if TensorFlow is not imported)."""
+    if "tensorflow" not in sys.modules:
+        return None
+    from tensorflow.python.util import _pywrap_util_port  # private: TensorFlow has no public query for it
+
+    return bool(_pywrap_util_port.IsMklEnabled())
