@@ -170,7 +170,7 @@ def test_bfloat16_model_keeps_its_policy_and_exports_in_either_precision(tmp_pat
 
     exports = {precision: tfbert.export_saved_model(mixed, tmp_path / precision, precision=precision, warmup=False)
                for precision in ("float32", "bfloat16")}
-    assert computes_in(mixed) == {"bfloat16"}  # the export's float32 compute is undone
+    assert computes_in(mixed) == {"bfloat16"}  # exporting leaves the model as it was
 
     full = tfbert.build_classifier(str(tiny_checkpoint), labels=["a", "b"])
     full.set_weights(mixed.get_weights())
