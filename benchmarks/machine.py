@@ -15,7 +15,7 @@ PACKAGES = ("tfbert", "tensorflow", "tensorflow-text", "tf-keras", "transformers
 # The instruction sets that decide which kernels oneDNN, PyTorch and ONNX Runtime pick.
 FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx512vl", "amx_bf16", "amx_int8", "amx_tile")
 # Settings that change which kernels run: TensorFlow turns oneDNN on by default only on some CPUs
-# (Intel with AVX512_VNNI, AVX512_BF16 or AMX), and TF_ENABLE_ONEDNN_OPTS overrides that.
+# (those with AVX512_VNNI, AVX512_BF16 or AMX), and TF_ENABLE_ONEDNN_OPTS overrides that.
 ENVIRONMENT = ("TF_ENABLE_ONEDNN_OPTS", "OMP_NUM_THREADS", "ONEDNN_MAX_CPU_ISA")
 
 
