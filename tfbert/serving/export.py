@@ -109,8 +109,7 @@ def export_saved_model(model, base_dir, version=None, overwrite=False, keep=None
         raise TfbertError(f"precision must be one of {', '.join(PRECISIONS)}; received precision={precision!r}.")
     if precision != "float32" and not fused:
         raise TfbertError(f"precision={precision!r} computes through tfbert's fused inference graph; drop fused=False.")
-    if not isinstance(model, TaskModule):
-        model = float32_twin(model)  # the model's training policy does not decide the export's precision
+    model = float32_twin(model)  # a Keras model's training policy does not decide the export's precision
     module = model if isinstance(model, TaskModule) else export_module(model)
     tokenizer = module.tokenizer if isinstance(module, TaskModule) else model.tokenizer
     base_dir = pathlib.Path(base_dir)
