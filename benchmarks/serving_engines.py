@@ -28,8 +28,13 @@ sentence embeddings, and the batches where the engine's tokenizer gave other tok
 machine (CPU model and flags), the library versions, and the machine's matmul speed in float32 and
 bfloat16 (TensorFlow and PyTorch, BERT's shapes), which says what bfloat16 can gain on this CPU.
 
+`--exports NAME=FOLDER,...` adds exports already on disk (a SavedModel version folder, say one written
+by an earlier commit of tfbert) as engines of their own, so that a change is measured against what it
+changes in the same run.
+
 usage: python benchmarks/serving_engines.py [--engines tfbert,tfbert-bf16,torch,torch-bf16,ort,ort-int8]
-       [--texts 256] [--latency-texts 100] [--rounds 3] [--out benchmarks/results/serving_engines.json]
+       [--exports NAME=FOLDER,...] [--texts 256] [--latency-texts 100] [--rounds 3]
+       [--out benchmarks/results/serving_engines.json]
 Needs the bench extra: python -m pip install -e '.[test,bench]'
 """
 
@@ -112,10 +117,13 @@ class OnnxRuntime:
         return self.session.run(["last_hidden_state", "pooler_output"], feeds)
 
 
-def build_engines(keys, folder, work):
+def build_engines(keys, folder, work, exports=()):
     import tfbert
 
     engines, encoder = {}, None
+    for named in exports:
+        name, _, path = named.partition("=")
+        engines[f"export:{name}"] = TfbertServing(path, f"tfbert export {name} ({path})")
     for key in keys:
         if key.startswith("tfbert"):
             encoder = encoder or tfbert.build_encoder()
@@ -259,6 +267,7 @@ def main():
     sys.path.insert(0, str(REPO))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--engines", default=",".join(ENGINES))
+    parser.add_argument("--exports", default="", help="NAME=FOLDER,...: SavedModel version folders to run too")
     parser.add_argument("--texts", type=int, default=256, help="texts in each batch-32 workload (default: 256)")
     parser.add_argument("--latency-texts", type=int, default=100, help="single texts of each kind (default: 100)")
     parser.add_argument("--rounds", type=int, default=3)
@@ -275,7 +284,8 @@ def main():
     print(f"matmul GFLOP/s: {report['matmul_gflops']}", flush=True)
     loads = workloads(tokenizer, args.texts, args.latency_texts, args.rounds)
     with tempfile.TemporaryDirectory() as work:
-        engines = build_engines(args.engines.split(","), folder, work)
+        engines = build_engines([key for key in args.engines.split(",") if key], folder, work,
+                                [named for named in args.exports.split(",") if named])
         reference = Reference(folder)
         report["engines"] = {key: engine.name for key, engine in engines.items()}
         for engine in engines.values():  # warm-up: graph rewrites, kernel and primitive creation
