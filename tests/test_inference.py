@@ -93,11 +93,59 @@ def test_attention_in_length_groups_equals_transformers_layers(tiny_models, kind
     assert np.abs(pooled_output.numpy() - expected.pooler_output.numpy())[first_real].max() <= TOLERANCE
 
 
+@pytest.mark.parametrize("unpad", [True, False])
+@pytest.mark.parametrize("kind", ["backbone", "pruned"])
+def test_attention_in_chunks_equals_transformers_layers(tiny_models, kind, unpad, monkeypatch):
+    """Chunks of 5 (text, head) pairs: the last chunk partial, chunks crossing texts, a padded row."""
+    from tfbert.models import attention
+    from tfbert.models.inference import inference_outputs
+
+    model, tokens = tiny_models[kind], batch()
+    seq = int(tokens["input_ids"].shape[1])
+    monkeypatch.setattr(attention, "CHUNK_BYTES", 5 * seq * seq * 4)
+    assert bool(attention.needs_chunks(3, seq, 4, tf.float32))  # the chunked branch runs
+    assert not bool(attention.needs_chunks(1, seq, 4, tf.float32))
+    expected = model.bert(**tokens, training=False)
+    sequence_output, pooled_output = tf.function(lambda: inference_outputs(model.bert, **tokens, unpad=unpad))()
+    mask = tokens["attention_mask"].numpy()[..., None]
+    assert np.abs((sequence_output.numpy() - expected.last_hidden_state.numpy()) * mask).max() <= TOLERANCE
+    np.testing.assert_allclose(pooled_output.numpy(), expected.pooler_output.numpy(), atol=TOLERANCE)
+
+
+@pytest.mark.parametrize("dtype", [tf.float32, tf.bfloat16])
+def test_attend_in_chunks_equals_softmax_attention(dtype, monkeypatch):
+    """`attend` against the textbook formula in NumPy (float64), in one piece and in chunks of 7 pairs
+    (12 pairs: a full chunk and a partial one), and on an empty batch (a length group with no text)."""
+    from tfbert.models import attention
+
+    batch_size, seq, heads, head_size = 3, 9, 4, 8
+    rng = np.random.default_rng(3)
+    qkv = rng.standard_normal((batch_size, seq, 3 * heads * head_size))
+    lengths = np.array([9, 4, 1])
+    mask_bias = np.where(np.arange(seq)[None, :] < lengths[:, None], 0.0, -10000.0)[:, None, None, :]
+    q, k, v = (qkv.reshape(batch_size, seq, 3, heads, head_size)[:, :, part].transpose(0, 2, 1, 3) for part in range(3))
+    scores = q @ k.transpose(0, 1, 3, 2) / np.sqrt(head_size) + mask_bias
+    weights = np.exp(scores - scores.max(-1, keepdims=True))
+    expected = (weights / weights.sum(-1, keepdims=True)) @ v  # [batch, heads, seq, head_size]
+    expected = expected.transpose(0, 2, 1, 3).reshape(batch_size, seq, heads * head_size)
+    monkeypatch.setattr(attention, "CHUNK_BYTES", 7 * seq * seq * dtype.size)
+    tolerance = 1e-5 if dtype == tf.float32 else 5e-2
+    for chunked in (False, True):
+        context = tf.function(lambda qkv, bias, chunked=chunked: attention.attend(
+            qkv, bias, tf.shape(qkv)[0], tf.shape(qkv)[1], heads, head_size, dtype, chunked))
+        got = context(tf.constant(qkv, dtype), tf.constant(mask_bias, tf.float32))
+        assert got.dtype == dtype
+        np.testing.assert_allclose(tf.cast(got, tf.float32).numpy(), expected, atol=tolerance)
+        empty = context(tf.zeros([0, seq, 3 * heads * head_size], dtype), tf.zeros([0, 1, 1, seq]))
+        assert empty.shape == (0, seq, heads * head_size)
+
+
 def test_row_buckets_round_up_by_at_most_a_sixteenth():
     from tfbert.models.row_buckets import row_bucket
 
     counts = np.arange(32 * 512 + 1)
-    rows = tf.map_fn(row_bucket, tf.constant(counts, tf.int64)).numpy()
+    # In a tf.function, map_fn is one while loop; eagerly, a Python call per count (minutes on 2 cores).
+    rows = tf.function(lambda counts: tf.map_fn(row_bucket, counts))(tf.constant(counts, tf.int64)).numpy()
     assert np.all(rows >= counts) and np.all(rows[:65] == counts[:65])
     assert np.all((rows - counts) * 16 <= counts)
     assert len(np.unique(rows)) <= 200  # the MatMul shapes a batch of 32 can meet, cached by oneDNN

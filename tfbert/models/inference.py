@@ -28,15 +28,15 @@ for attentions, hidden states, head masks or embeddings keep transformers' own p
 """
 
 import contextlib
-import math
 
 import tensorflow as tf
 from transformers.activations_tf import get_tf_activation
 from transformers.modeling_tf_outputs import TFBaseModelOutputWithPoolingAndCrossAttentions
 from transformers.models.bert.modeling_tf_bert import TFBertMainLayer
 
+from tfbert.models.attention import PARALLEL_CHUNKS, attend, needs_chunks, texts_per_chunk
 from tfbert.models.inference_weights import InferenceWeights
-from tfbert.models.length_groups import LengthGroups
+from tfbert.models.length_groups import GROUPS, MIN_GROUP_SIZE, LengthGroups
 from tfbert.models.row_buckets import row_bucket
 
 def _dense(x, layer, weights, activation=None):
@@ -74,7 +74,7 @@ def _layer_norm(x, layer, fused):
 
 class _Rows:
     """Where the computed rows sit in the [batch, seq] grid: all positions, or the real tokens only;
-    and, for real tokens only, the length groups attention runs in when they save padded work.
+    and, for real tokens only, the texts in length order, for attention in chunks (`_attention`).
 
     Args:
         attention_mask: int [batch, seq].
@@ -101,17 +101,17 @@ class _Rows:
         extents = tf.reduce_max(tf.where(real, tf.range(1, self.seq + 1)[None, :], 0), axis=1)
         plan = LengthGroups(extents)
         self.grouped = plan.pays
-        grid_slots = tf.reshape(self.slots, shape)
-        self.groups, taken = [], []
-        for members, length in plan.parts:
-            group_slots = tf.gather(grid_slots, members)[:, :length]  # [group size, length]: rows, or padding
-            cells = tf.where(tf.reshape(group_slots < self.tokens, [-1]))[:, 0]  # the group's real cells
-            self.groups.append((members, length, group_slots, cells))
-            taken.append(tf.gather(tf.reshape(group_slots, [-1]), cells))
-        # The groups' real cells, concatenated, are a permutation of the real tokens' rows; this undoes
-        # it (the extra rows of a bucket take row 0's context).
-        self.ungroup = tf.concat([tf.math.invert_permutation(tf.concat(taken, 0)),
-                                  tf.zeros([self.rows - self.tokens], tf.int64)], 0)
+        self.order = plan.order  # the texts, shortest first
+        self.ends_at = tf.concat([[0], tf.gather(extents, plan.order)], 0)  # [batch + 1]: 0, then their lengths
+        self.grid_slots = tf.reshape(self.slots, shape)
+
+    def chunk_texts(self, heads, dtype):
+        """int32 scalar: texts per chunk of attention in length order (`_attention`): as many as keep
+        the scores within attention.CHUNK_BYTES, and, when the lengths differ enough, at most the size
+        of a length group (`LengthGroups`)."""
+        fits = texts_per_chunk(self.seq, heads, dtype)
+        group = tf.maximum(MIN_GROUP_SIZE, (self.batch + GROUPS - 1) // GROUPS)
+        return tf.where(self.grouped, tf.minimum(fits, group), fits)
 
     def take(self, grid):
         """[batch, seq, ...] -> [rows, ...]."""
@@ -130,50 +130,60 @@ class _Rows:
         benchmarks/profile_serving.py."""
         if not self.unpad:
             return rows
-        padded = tf.concat([rows, tf.zeros([1, tf.shape(rows)[1]], rows.dtype)], 0)
-        return tf.gather(padded, self.slots if slots is None else slots)
+        return tf.gather(self.with_zero_row(rows), self.slots if slots is None else slots)
+
+    def with_zero_row(self, rows):
+        """[rows, width] -> [rows + 1, width]: the row that padding positions gather."""
+        return tf.concat([rows, tf.zeros([1, tf.shape(rows)[1]], rows.dtype)], 0)
 
 
-def _attend(qkv, mask_bias, batch, seq, heads, head_size, dtype):
-    """Scaled dot-product attention: qkv [batch, seq, 3 * heads * head_size] (query, key, value side
-    by side), mask_bias float32 [batch, 1, 1, seq] -> context [batch, seq, heads * head_size]."""
-    qkv = tf.transpose(tf.reshape(qkv, [batch, seq, 3, heads, head_size]), [2, 0, 3, 1, 4])
-    query, key, value = tf.unstack(qkv)  # each [batch, heads, seq, head_size]
-    scores = tf.matmul(query, key, transpose_b=True) * tf.constant(1 / math.sqrt(head_size), dtype)
-    probabilities = tf.nn.softmax(scores + tf.cast(mask_bias, dtype), axis=-1)
-    context = tf.transpose(tf.matmul(probabilities, value), [0, 2, 1, 3])
-    return tf.reshape(context, [batch, seq, heads * head_size])
-
-
-def _attention(x, attention, mask_bias, rows, weights):
+def _attention(x, attention, mask_bias, rows, weights, heavy):
     """One TFBertSelfAttention on rows x [tokens, hidden]: -> context [tokens, heads * head_size], in
     the compute dtype.
 
     Query, key and value are one MatMul on their kernels side by side. Attention runs on the [batch,
-    seq] grid, or, when the batch's lengths differ enough (`LengthGroups.pays`), on each length
-    group's own grid, so that short texts do not pay for the longest one's padding."""
+    seq] grid in one piece, or, when `heavy` (its scores outgrow attention.CHUNK_BYTES, or its texts'
+    lengths differ enough that length groups pay, `LengthGroups.pays`), in chunks: a `tf.while_loop`
+    over the texts in length order, `rows.chunk_texts` at a time, each chunk on its own grid as long
+    as its longest text. So the scores of a chunk stay in cache (`tfbert.models.attention`), and short
+    texts do not pay for the longest one's padding. One loop a layer: TensorFlow's executor visits
+    every op of the branch not taken, and four loops a layer (one a length group) made batch 1 slower
+    than this one (benchmarks/README.md#attention-in-chunks)."""
     heads, head_size = attention.num_attention_heads, attention.attention_head_size
     dtype = weights.compute_dtype
     with tf.name_scope("query_key_value"):
         qkv = _matmul_bias(x, *weights.qkv(attention), dtype)
     width = heads * head_size
 
-    def one_grid():
-        context = _attend(rows.grid(qkv), mask_bias, rows.batch, rows.seq, heads, head_size, dtype)
+    def one_grid(chunked=False):
+        context = attend(rows.grid(qkv), mask_bias, rows.batch, rows.seq, heads, head_size, dtype, chunked)
         return rows.take(context)
 
-    if not rows.unpad:
-        return one_grid()
+    def in_chunks():
+        step, padded = rows.chunk_texts(heads, dtype), rows.with_zero_row(qkv)
+        count = tf.maximum(1, (rows.batch + step - 1) // step)
 
-    def in_groups():
-        contexts = []
-        for members, length, group_slots, cells in rows.groups:
-            context = _attend(rows.grid(qkv, group_slots), tf.gather(mask_bias, members)[..., :length],
-                              tf.shape(members)[0], length, heads, head_size, dtype)
-            contexts.append(tf.gather(tf.reshape(context, [-1, width]), cells))
-        return tf.gather(tf.concat(contexts, 0), rows.ungroup)
+        def chunk(index, contexts, taken):
+            start, end = index * step, tf.minimum((index + 1) * step, rows.batch)
+            members, length = rows.order[start:end], rows.ends_at[end]  # the chunk's texts, its longest
+            slots = tf.gather(rows.grid_slots, members)[:, :length]  # [texts, length]: rows, or padding
+            context = attend(tf.gather(padded, slots), tf.gather(mask_bias, members)[..., :length], end - start,
+                             length, heads, head_size, dtype, chunked=False)
+            slots = tf.reshape(slots, [-1])
+            cells = tf.where(slots < rows.tokens)[:, 0]  # the chunk's real tokens
+            return (index + 1, contexts.write(index, tf.gather(tf.reshape(context, [-1, width]), cells)),
+                    taken.write(index, tf.gather(slots, cells)))
 
-    return tf.cond(rows.grouped, in_groups, one_grid)
+        contexts = tf.TensorArray(dtype, size=count, infer_shape=False, element_shape=[None, width])
+        taken = tf.TensorArray(tf.int64, size=count, infer_shape=False, element_shape=[None])
+        _, contexts, taken = tf.while_loop(lambda index, *_: index < count, chunk, (tf.constant(0), contexts, taken),
+                                           parallel_iterations=PARALLEL_CHUNKS)
+        # The chunks' real tokens, concatenated, are a permutation of the rows; this undoes it (the extra
+        # rows of a bucket take row 0's context).
+        order = tf.concat([tf.math.invert_permutation(taken.concat()), tf.zeros([rows.rows - rows.tokens], tf.int64)], 0)
+        return tf.gather(contexts.concat(), order)
+
+    return tf.cond(heavy, in_chunks if rows.unpad else lambda: one_grid(chunked=True), one_grid)
 
 
 def inference_outputs(main_layer, input_ids, attention_mask, token_type_ids, unpad=True, weights=None,
@@ -209,13 +219,18 @@ def inference_outputs(main_layer, input_ids, attention_mask, token_type_ids, unp
 
     mask = tf.cast(attention_mask, dtype)[:, None, None, :]
     mask_bias = (tf.constant(1.0, dtype) - mask) * tf.constant(-10000.0, dtype)
+    # Whether every layer's attention runs in chunks for this batch (see _attention); the most heads decide.
+    heads = max(layer.attention.self_attention.num_attention_heads for layer in layers)
+    heavy = needs_chunks(rows.batch, rows.seq, heads, weights.compute_dtype)
+    if unpad:
+        heavy = tf.logical_or(rows.grouped, heavy)
     activation = get_tf_activation(config.hidden_act) if isinstance(config.hidden_act, str) else config.hidden_act
     # Name scopes as transformers' layers have, so that profiles attribute the time (benchmarks/profile_serving.py).
     for index, layer in enumerate(layers):
         with tf.name_scope(f"encoder/layer_._{index}"):
             attention = layer.attention
             with tf.name_scope("attention/self"):
-                context = _attention(hidden, attention.self_attention, mask_bias, rows, weights)
+                context = _attention(hidden, attention.self_attention, mask_bias, rows, weights, heavy)
             output = attention.dense_output
             with tf.name_scope("attention/output"):
                 hidden = _layer_norm(tf.cast(_dense(context, output.dense, weights), dtype) + hidden, output.LayerNorm,
