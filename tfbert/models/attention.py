@@ -63,9 +63,8 @@ def attend(qkv, mask_bias, batch, seq, heads, head_size, dtype, chunked):
         pairs = batch * heads
         query, key, value = (tf.reshape(part, [pairs, seq, head_size]) for part in (query, key, value))
         bias = tf.repeat(tf.reshape(bias, [batch, 1, seq]), heads, axis=0)  # [pairs, 1, seq]
-        size = tf.cast(seq, tf.int64) ** 2 * tf.dtypes.as_dtype(dtype).size
-        step = tf.cast(tf.maximum(tf.constant(1, tf.int64), CHUNK_BYTES // size), tf.int32)
-        count = tf.maximum(1, (pairs + step - 1) // step)  # one (empty) chunk for an empty group
+        step = texts_per_chunk(seq, 1, dtype)  # pairs per chunk: a pair is one text's one head
+        count = tf.maximum(1, (pairs + step - 1) // step)  # one (empty) chunk for an empty batch
 
         def chunk(index, contexts):
             part = slice(index * step, (index + 1) * step)
