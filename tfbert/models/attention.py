@@ -31,14 +31,17 @@ PARALLEL_CHUNKS = 2
 
 def needs_chunks(batch, seq, heads, dtype):
     """Bool scalar tensor: whether a [batch, heads, seq, seq] score tensor is larger than a chunk."""
-    size = tf.cast(batch, tf.int64) * heads * tf.cast(seq, tf.int64) ** 2 * tf.dtypes.as_dtype(dtype).size
-    return size > CHUNK_BYTES
+    return tf.cast(batch, tf.int64) * _text_score_bytes(seq, heads, dtype) > CHUNK_BYTES
 
 
 def texts_per_chunk(seq, heads, dtype):
     """int32 scalar tensor: how many texts of `seq` tokens keep their scores within CHUNK_BYTES (at least 1)."""
-    size = heads * tf.cast(seq, tf.int64) ** 2 * tf.dtypes.as_dtype(dtype).size
-    return tf.cast(tf.maximum(tf.constant(1, tf.int64), CHUNK_BYTES // size), tf.int32)
+    return tf.cast(tf.maximum(tf.constant(1, tf.int64), CHUNK_BYTES // _text_score_bytes(seq, heads, dtype)), tf.int32)
+
+
+def _text_score_bytes(seq, heads, dtype):
+    """int64 scalar tensor: the bytes of one text's [heads, seq, seq] scores."""
+    return heads * tf.cast(seq, tf.int64) ** 2 * tf.dtypes.as_dtype(dtype).size
 
 
 def attend(qkv, mask_bias, batch, seq, heads, head_size, dtype, chunked):

@@ -36,7 +36,7 @@ from transformers.models.bert.modeling_tf_bert import TFBertMainLayer
 
 from tfbert.models.attention import PARALLEL_CHUNKS, attend, needs_chunks, texts_per_chunk
 from tfbert.models.inference_weights import InferenceWeights
-from tfbert.models.length_groups import GROUPS, MIN_GROUP_SIZE, LengthGroups
+from tfbert.models.length_groups import LengthGroups
 from tfbert.models.row_buckets import row_bucket
 
 def _dense(x, layer, weights, activation=None):
@@ -100,7 +100,7 @@ class _Rows:
         # Length groups: a row's length is up to its last real token (masks need not be left-aligned).
         extents = tf.reduce_max(tf.where(real, tf.range(1, self.seq + 1)[None, :], 0), axis=1)
         plan = LengthGroups(extents)
-        self.grouped = plan.pays
+        self.grouped, self.group_size = plan.pays, plan.size
         self.order = plan.order  # the texts, shortest first
         self.ends_at = tf.concat([[0], tf.gather(extents, plan.order)], 0)  # [batch + 1]: 0, then their lengths
         self.grid_slots = tf.reshape(self.slots, shape)
@@ -110,8 +110,7 @@ class _Rows:
         the scores within attention.CHUNK_BYTES, and, when the lengths differ enough, at most the size
         of a length group (`LengthGroups`)."""
         fits = texts_per_chunk(self.seq, heads, dtype)
-        group = tf.maximum(MIN_GROUP_SIZE, (self.batch + GROUPS - 1) // GROUPS)
-        return tf.where(self.grouped, tf.minimum(fits, group), fits)
+        return tf.where(self.grouped, tf.minimum(fits, self.group_size), fits)
 
     def take(self, grid):
         """[batch, seq, ...] -> [rows, ...]."""
@@ -180,7 +179,8 @@ def _attention(x, attention, mask_bias, rows, weights, heavy):
                                            parallel_iterations=PARALLEL_CHUNKS)
         # The chunks' real tokens, concatenated, are a permutation of the rows; this undoes it (the extra
         # rows of a bucket take row 0's context).
-        order = tf.concat([tf.math.invert_permutation(taken.concat()), tf.zeros([rows.rows - rows.tokens], tf.int64)], 0)
+        order = tf.concat([tf.math.invert_permutation(taken.concat()),
+                           tf.zeros([rows.rows - rows.tokens], tf.int64)], 0)
         return tf.gather(contexts.concat(), order)
 
     return tf.cond(heavy, in_chunks if rows.unpad else lambda: one_grid(chunked=True), one_grid)

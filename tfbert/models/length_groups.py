@@ -22,6 +22,7 @@ class LengthGroups:
 
     Attributes:
         order: int32 [batch]. Row indices, shortest first.
+        size: int32 scalar. Rows a part holds (the last may hold fewer).
         parts: list of (rows int32 [part size], longest int32 scalar); parts beyond the batch are empty.
         pays: bool scalar tensor.
     """
@@ -30,7 +31,7 @@ class LengthGroups:
         count = tf.shape(lengths)[0]
         self.order = tf.argsort(lengths, stable=True)
         sorted_lengths = tf.gather(lengths, self.order)
-        size = tf.maximum(min_group_size, (count + groups - 1) // groups)
+        self.size = size = tf.maximum(min_group_size, (count + groups - 1) // groups)
         bounds = [(tf.minimum(g * size, count), tf.minimum((g + 1) * size, count)) for g in range(groups)]
         # Ascending order: a part's longest row is its last (index end in this list, which starts with a 0).
         ends_at = tf.concat([[0], sorted_lengths], 0)
