@@ -9,10 +9,12 @@ chains them (each layer's input is the previous layer's output), with the same r
   with variables compiled by XLA (`jit_compile=True`);
 - PyTorch: `torch.nn.functional.linear` under `inference_mode`;
 - ONNX Runtime: a graph of MatMul and Add nodes, all graph optimisations (its MLAS GEMM).
-Each engine runs 2 threads, in turns, best of 5 rounds of the p50 of 60 calls; the result records the
-largest difference of each engine's output from ONNX Runtime's, relative to the largest output.
+Each engine runs `--threads` threads (default 2), in turns, best of 5 rounds of the p50 of 60 calls; the
+result records the largest difference of each engine's output from ONNX Runtime's, relative to the largest output.
 
-usage: python benchmarks/small_matmuls.py [--rows 1,16,64,256] [--out benchmarks/results/small_matmuls.json]
+usage: python benchmarks/small_matmuls.py [--rows 1,16,64,256] [--threads 2]
+       [--out benchmarks/results/small_matmuls.json]
+`--threads 1` beside the default shows how each engine's GEMM scales from one core to two on a few rows.
 Needs the bench extra: python -m pip install -e '.[test,bench]'
 """
 
@@ -40,10 +42,10 @@ def weights(seed=0):
               rng.standard_normal(shape[1]).astype(np.float32) * 0.05) for shape in SHAPES] for _ in range(LAYERS)]
 
 
-def tensorflow_engine(layers, constants, xla=False):
+def tensorflow_engine(layers, constants, xla=False, threads=THREADS):
     import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(THREADS)
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
     make = tf.constant if constants else tf.Variable
     held = [[(make(kernel), make(bias)) for kernel, bias in layer] for layer in layers]
 
@@ -59,10 +61,10 @@ def tensorflow_engine(layers, constants, xla=False):
     return lambda x: run(tf.constant(x)).numpy()
 
 
-def torch_engine(layers):
+def torch_engine(layers, threads=THREADS):
     import torch
 
-    torch.set_num_threads(THREADS)
+    torch.set_num_threads(threads)
     held = [[(torch.from_numpy(kernel.T.copy()), torch.from_numpy(bias)) for kernel, bias in layer] for layer in layers]
     linear = torch.nn.functional.linear
 
@@ -78,7 +80,7 @@ def torch_engine(layers):
     return run
 
 
-def onnxruntime_engine(layers):
+def onnxruntime_engine(layers, threads=THREADS):
     import onnxruntime
     from onnx import TensorProto, helper, numpy_helper
 
@@ -109,7 +111,7 @@ def onnxruntime_engine(layers):
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = THREADS
+    options.intra_op_num_threads = threads
     session = onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     return lambda x: session.run(None, {"x": x})[0]
 
@@ -133,15 +135,17 @@ def time_engines(engines, x, rounds=5, calls=60):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", default="1,16,64,256")
+    parser.add_argument("--threads", type=int, default=THREADS, help="threads of each engine (default: 2)")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "small_matmuls.json"))
     args = parser.parse_args()
 
     layers = weights()
-    engines = {"tensorflow, variables": tensorflow_engine(layers, constants=False),
-               "tensorflow, constants": tensorflow_engine(layers, constants=True),
-               "tensorflow, variables, XLA": tensorflow_engine(layers, constants=False, xla=True),
-               "pytorch": torch_engine(layers), "onnxruntime": onnxruntime_engine(layers)}
-    report = {"machine": machine_info(), "args": vars(args), "threads": THREADS, "rows": {}}
+    threads = args.threads
+    engines = {"tensorflow, variables": tensorflow_engine(layers, constants=False, threads=threads),
+               "tensorflow, constants": tensorflow_engine(layers, constants=True, threads=threads),
+               "tensorflow, variables, XLA": tensorflow_engine(layers, constants=False, xla=True, threads=threads),
+               "pytorch": torch_engine(layers, threads), "onnxruntime": onnxruntime_engine(layers, threads)}
+    report = {"machine": machine_info(), "args": vars(args), "threads": threads, "rows": {}}
     for rows in map(int, args.rows.split(",")):
         x = np.random.default_rng(rows).standard_normal((rows, HIDDEN)).astype(np.float32)
         reference = engines["onnxruntime"](x)
