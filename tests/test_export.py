@@ -163,3 +163,31 @@ def test_rejects_non_encoder(tmp_path):
     model = tf_keras.Sequential([tf_keras.layers.Dense(1, input_shape=(2,))], name="not_an_encoder")
     with pytest.raises(TfbertError, match="needs a model from tfbert.build_encoder"):
         export_saved_model(model, tmp_path)
+
+    class Mixed(tf_keras.Model):  # a mixed-precision model whose config does not round-trip
+        def __init__(self):
+            super().__init__(name="mixed")
+            self.dense = tf_keras.layers.Dense(1, dtype="mixed_bfloat16")
+
+        def call(self, x):
+            return self.dense(x)
+
+    mixed = Mixed()
+    mixed(tf.zeros([1, 2]))
+    with pytest.raises(TfbertError, match="needs a model from tfbert.build_encoder.*received Mixed 'mixed'"):
+        export_saved_model(mixed, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_taken_version_is_refused_before_any_work(exported, default_encoder, monkeypatch):
+    import tfbert.serving.export as export
+
+    def no_work(model):
+        raise AssertionError("the export started work on a version it then refused")
+
+    monkeypatch.setattr(export, "float32_twin", no_work)
+    base, _ = exported
+    with pytest.raises(TfbertError, match="already exists; pick another version"):
+        export_saved_model(default_encoder, base, version=1)
+    with pytest.raises(TfbertError, match="keep must be a positive integer"):
+        export_saved_model(default_encoder, base, keep=0)

@@ -24,7 +24,7 @@ from tfbert.models.precision import float32_twin
 from tfbert.serving import warmup as serving_warmup
 from tfbert.serving.example_signatures import set_method_names
 from tfbert.serving.export_card import export_card, write_export_card
-from tfbert.serving.modules import ClassifierModule, EncoderModule, export_module
+from tfbert.serving.modules import ClassifierModule, EncoderModule, check_exportable, export_module
 from tfbert.serving.task_base import TaskModule
 from tfbert.serving.versions import existing_versions, prune_versions, retire
 
@@ -109,14 +109,18 @@ def export_saved_model(model, base_dir, version=None, overwrite=False, keep=None
         raise TfbertError(f"precision must be one of {', '.join(PRECISIONS)}; received precision={precision!r}.")
     if precision != "float32" and not fused:
         raise TfbertError(f"precision={precision!r} computes through tfbert's fused inference graph; drop fused=False.")
-    model = float32_twin(model)  # a Keras model's training policy does not decide the export's precision
-    module = model if isinstance(model, TaskModule) else export_module(model)
-    tokenizer = module.tokenizer if isinstance(module, TaskModule) else model.tokenizer
+    # Every refusal before any work: copying a mixed-precision model to float32 takes a while, and fails
+    # with Keras' own error on a model that is not tfbert's.
+    if not isinstance(model, TaskModule):
+        check_exportable(model)
     base_dir = pathlib.Path(base_dir)
     if version is None:
         version = (existing_versions(base_dir) or [0])[-1] + 1
     check_positive_int("keep", keep, "versions to keep", allow_none=True)
     target = check_version_free(base_dir, version, overwrite)
+    model = float32_twin(model)  # a Keras model's training policy does not decide the export's precision
+    module = model if isinstance(model, TaskModule) else export_module(model)
+    tokenizer = module.tokenizer if isinstance(module, TaskModule) else model.tokenizer
     base_dir.mkdir(parents=True, exist_ok=True)
     _remove_abandoned(base_dir)
     staging = pathlib.Path(tempfile.mkdtemp(dir=base_dir, prefix=f".tmp-{version}-{os.getpid()}-"))

@@ -238,11 +238,16 @@ class ClassifierModule(tf.Module):
         return {"serving_default": serving_default, **pair, **examples, **self._tokenize_signatures}
 
 
+def check_exportable(model):
+    """Raises TfbertError unless `export_module` takes `model`: a model from build_encoder or build_classifier."""
+    if not isinstance(model, (BertClassifier, BertEncoder)):
+        raise TfbertError(f"export_saved_model needs a model from tfbert.build_encoder or tfbert.build_classifier; "
+                          f"received {type(model).__name__} {getattr(model, 'name', '')!r}.")
+
+
 def export_module(model):
     """The tf.Module to save for a model: a classifier's or an encoder's signatures."""
+    check_exportable(model)
     if isinstance(model, BertClassifier):
         return ClassifierModule(model)
-    if isinstance(model, BertEncoder):
-        return EncoderModule(model.tokenizer, model.bert)
-    raise TfbertError(f"export_saved_model needs a model from tfbert.build_encoder or tfbert.build_classifier; received "
-                      f"{type(model).__name__} {getattr(model, 'name', '')!r}.")
+    return EncoderModule(model.tokenizer, model.bert)
