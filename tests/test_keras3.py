@@ -48,6 +48,22 @@ report["slots"] = len(model.optimizer.variables)
 # Inference is deterministic (no dropout); the trained layer serves the training's weights.
 report["deterministic"] = bool(np.array_equal(model.predict(tf.constant(texts), verbose=0),
                                               model.predict(tf.constant(texts), verbose=0)))
+
+# The fine-tuned model saved as a .keras file and loaded back: the layer rebuilt from its config (the
+# export) with the fine-tuned weights. Keras refuses to load any TFSMLayer unless safe_mode=False.
+import os, tempfile
+saved = os.path.join(tempfile.mkdtemp(), "fine_tuned.keras")
+model.save(saved)
+try:
+    keras.models.load_model(saved)
+except ValueError as e:
+    report["safe_mode"] = str(e).splitlines()[0]
+loaded = keras.models.load_model(saved, safe_mode=False)
+inner = loaded.layers[1]
+report["loaded"] = [type(inner).__name__, inner.output_key]
+report["loaded_max_diff"] = float(np.abs(loaded.predict(tf.constant(texts), verbose=0)
+                                         - model.predict(tf.constant(texts), verbose=0)).max())
+report["loaded_moved"] = sum(not np.array_equal(b, v.numpy()) for b, v in zip(before, inner.trainable_weights))
 print(json.dumps(report))
 """
 
@@ -63,6 +79,10 @@ def test_keras3_model_fine_tunes_an_export_with_adamw(tiny_export):
     # BERT itself was fine-tuned: every weight but the pooler's, which sentence_embedding does not use.
     assert report["weights"] > 30 and all("pooler" in name for name in report["unchanged"]), report["unchanged"]
     assert report["slots"] > 2 * report["weights"] and report["deterministic"]
+    # Saved and loaded: the same predictions, from BERT weights that moved away from the export's.
+    assert "safe_mode=False" in report.get("safe_mode", "loaded without safe_mode=False"), report
+    assert report["loaded"] == ["Keras3SavedModelLayer", "sentence_embedding"]
+    assert report["loaded_max_diff"] < 1e-5 and report["loaded_moved"] > 30, report
 
 
 HUB = """
