@@ -64,7 +64,7 @@ class EncoderModule(tf.Module):
     # The reusable-SavedModel attributes are saved as plain lists; these class attributes shadow
     # tf.Module's computed properties of the same names, so that the instance can set them.
     variables = trainable_variables = regularization_losses = None
-    task, labels = "encoder", []  # as task exports name theirs (model cards)
+    task, labels = "encoder", ()  # as task exports name theirs (model cards)
 
     def __init__(self, tokenizer, bert):
         super().__init__(name="tfbert_encoder")
