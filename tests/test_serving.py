@@ -278,6 +278,16 @@ def test_check_serving_default_export(default_export):
     assert f"TF Serving >= {report['min_tf_serving']}" in text.stdout
 
 
+def test_reading_a_folder_without_a_saved_model_is_a_clear_error(tmp_path):
+    """check-serving, model cards and method names read saved_model.pb through one reader, which names
+    the file and what is wrong with it."""
+    with pytest.raises(TfbertError, match=r"saved_model.pb is missing: pass a SavedModel version folder"):
+        op_check.export_nodes(tmp_path)
+    (tmp_path / "saved_model.pb").write_bytes(b"\xff\xff\xff\xff")
+    with pytest.raises(TfbertError, match=r"saved_model.pb is not a SavedModel protobuf"):
+        op_check.export_nodes(tmp_path)
+
+
 def test_check_serving_fails_on_python_callbacks_and_unknown_ops(tmp_path):
     from tensorflow.core.protobuf import saved_model_pb2
 

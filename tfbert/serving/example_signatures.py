@@ -20,10 +20,9 @@ rewrites them in the saved `saved_model.pb` (and its fingerprint).
 import pathlib
 
 import tensorflow as tf
-from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow.python.saved_model.pywrap_saved_model import fingerprinting as fingerprinting_pywrap
 
-from tfbert.serving.versions import SAVED_MODEL_FILE
+from tfbert.serving.versions import SAVED_MODEL_FILE, read_saved_model
 
 EXAMPLES = tf.TensorSpec([None], tf.string, name="examples")
 CLASSIFY_INPUTS = tf.TensorSpec([None], tf.string, name="inputs")  # TF Serving's kClassifyInputs / kRegressInputs
@@ -87,7 +86,7 @@ def set_method_names(export_dir):
     """Gives the export's `classify` and `regress` signatures TF Serving's method names (METHOD_NAMES)
     and rewrites the SavedModel's fingerprint to match; returns the signatures changed."""
     path = pathlib.Path(export_dir) / SAVED_MODEL_FILE
-    proto = saved_model_pb2.SavedModel.FromString(path.read_bytes())
+    proto = read_saved_model(export_dir)
     changed = []
     for meta_graph in proto.meta_graphs:
         for name, method in METHOD_NAMES.items():

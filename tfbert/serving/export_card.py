@@ -4,10 +4,9 @@ checkpoint, task, labels, tokenizer options, and every signature with its inputs
 import pathlib
 
 import tensorflow as tf
-from tensorflow.core.protobuf import saved_model_pb2
 
 from tfbert.checkpoints.model_card import ModelCard, model_facts, tfbert_version, tokenizer_facts
-from tfbert.serving.versions import SAVED_MODEL_FILE
+from tfbert.serving.versions import read_saved_model
 
 CARD_PATH = pathlib.Path("assets.extra") / "README.md"
 
@@ -26,7 +25,7 @@ def _dtype(tensor_info):
 def signature_rows(export_dir):
     """Each signature's method name, inputs and outputs as the saved `saved_model.pb` holds them (read
     back from the file, which costs nothing, where asking the functions would trace them again)."""
-    proto = saved_model_pb2.SavedModel.FromString((pathlib.Path(export_dir) / SAVED_MODEL_FILE).read_bytes())
+    proto = read_saved_model(export_dir)
     (meta_graph,) = proto.meta_graphs
     rows = []
     for name, signature in sorted(meta_graph.signature_def.items()):

@@ -11,11 +11,9 @@ import pathlib
 
 import tensorflow_text  # noqa: F401 - registers its ops, so the running registry has them too
 from tensorflow.core.framework import op_def_pb2, types_pb2
-from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow.python.client import pywrap_tf_session
 
-from tfbert.errors import TfbertError
-from tfbert.serving.versions import SAVED_MODEL_FILE
+from tfbert.serving.versions import read_saved_model
 
 PYTHON_CALLBACK_OPS = frozenset({"PyFunc", "PyFuncStateless", "EagerPyFunc"})
 PREFERRED_TEXT_RELEASE = "2.12.1"  # tensorflow-text ops TF Serving has linked for years
@@ -37,14 +35,7 @@ def op_table():
 
 def export_nodes(export_dir):
     """Every NodeDef of the export's graphs and function libraries."""
-    path = pathlib.Path(export_dir) / SAVED_MODEL_FILE
-    if not path.is_file():
-        raise TfbertError(f"{path} is missing: pass a SavedModel version folder, e.g. saved_models/minilm-l6-uncased/1.")
-    proto = saved_model_pb2.SavedModel()
-    try:
-        proto.ParseFromString(path.read_bytes())
-    except Exception as e:  # protobuf raises its own DecodeError, with no common base to name
-        raise TfbertError(f"{path} is not a SavedModel protobuf: {e}") from e
+    proto = read_saved_model(export_dir)
     nodes = []
     for meta_graph in proto.meta_graphs:
         nodes.extend(meta_graph.graph_def.node)

@@ -12,6 +12,7 @@ import shutil
 import tempfile
 
 import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
 
 from tfbert.errors import TfbertError, check_positive_int
 
@@ -27,6 +28,24 @@ def existing_versions(path):
         return []
     names = [name.rstrip("/") for name in tf.io.gfile.listdir(path)]
     return sorted(int(name) for name in names if name.isdigit() and tf.io.gfile.isdir(posixpath.join(path, name)))
+
+
+def read_saved_model(export_dir):
+    """The `saved_model.pb` of a SavedModel folder, as a SavedModel protobuf.
+
+    Raises:
+        TfbertError: the file is missing, or is not a SavedModel protobuf.
+    """
+    path = posixpath.join(str(export_dir).rstrip("/") or "/", SAVED_MODEL_FILE)
+    if not tf.io.gfile.exists(path):
+        raise TfbertError(f"{path} is missing: pass a SavedModel version folder, "
+                          "e.g. saved_models/minilm-l6-uncased/1.")
+    with tf.io.gfile.GFile(path, "rb") as f:
+        data = f.read()
+    try:
+        return saved_model_pb2.SavedModel.FromString(data)
+    except Exception as e:  # protobuf raises its own DecodeError, with no common base to name
+        raise TfbertError(f"{path} is not a SavedModel protobuf: {e}") from e
 
 
 def resolve_export(path):
