@@ -102,7 +102,7 @@ class _Rows:
         plan = LengthGroups(extents)
         self.grouped, self.group_size = plan.pays, plan.size
         self.order = plan.order  # the texts, shortest first
-        self.ends_at = tf.concat([[0], tf.gather(extents, plan.order)], 0)  # [batch + 1]: 0, then their lengths
+        self.ends_at = plan.ends_at  # [batch + 1]: 0, then their lengths
         self.grid_slots = tf.reshape(self.slots, shape)
 
     def chunk_texts(self, heads, dtype):

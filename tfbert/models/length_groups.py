@@ -2,7 +2,8 @@
 
 A batch pads every text to its longest one, and BERT's cost grows with the padded length. Used in the
 graph by the `embed` signature and by `tfbert.embed` (the whole encoder on each group), and by the
-exports' inference graph (`tfbert.models.inference`: attention on each group).
+exports' inference graph (`tfbert.models.inference`: whether attention runs on texts in length order,
+and at most a group's size of them at a time).
 """
 
 import tensorflow as tf
@@ -22,6 +23,8 @@ class LengthGroups:
 
     Attributes:
         order: int32 [batch]. Row indices, shortest first.
+        ends_at: int32 [batch + 1]. 0, then the rows' lengths in `order`: rows order[:i] are at most
+            ends_at[i] long.
         size: int32 scalar. Rows a part holds (the last may hold fewer).
         parts: list of (rows int32 [part size], longest int32 scalar); parts beyond the batch are empty.
         pays: bool scalar tensor.
@@ -34,7 +37,7 @@ class LengthGroups:
         self.size = size = tf.maximum(min_group_size, (count + groups - 1) // groups)
         bounds = [(tf.minimum(g * size, count), tf.minimum((g + 1) * size, count)) for g in range(groups)]
         # Ascending order: a part's longest row is its last (index end in this list, which starts with a 0).
-        ends_at = tf.concat([[0], sorted_lengths], 0)
+        self.ends_at = ends_at = tf.concat([[0], sorted_lengths], 0)
         self.parts = [(self.order[start:end], tf.gather(ends_at, end)) for start, end in bounds]
         grouped_tokens = tf.add_n([(end - start) * tf.gather(ends_at, end) for start, end in bounds])
         padded_tokens = count * tf.reduce_max(tf.concat([lengths, [0]], 0))
