@@ -68,19 +68,20 @@ def test_inference_outputs_equal_transformers_layers(tiny_models, kind, unpad):
 @pytest.mark.parametrize("kind", ["backbone", "pruned"])
 def test_attention_in_length_groups_equals_transformers_layers(tiny_models, kind, bucketed):
     """A batch whose lengths differ enough runs attention on each length group's own grid; masks with
-    left padding or a hole in them too; with its 286 real tokens rounded up to 288 rows, or not."""
+    left padding or a hole in them too; with its 287 real tokens rounded up to 288 rows and each chunk's
+    grid widened to a length bucket (the longest text's, 41 tokens, to 48), or not."""
     from tfbert.models.inference import inference_outputs
     from tfbert.models.length_groups import LengthGroups
 
     model = tiny_models[kind]
-    lengths = np.array([2, 40, 3, 5, 7, 11, 13, 1, 17, 19, 23, 4, 29, 31, 6, 37, 8, 9, 10, 12])
-    ids = np.random.default_rng(1).integers(1, 120, (len(lengths), 40)).astype(np.int32)
-    mask = (np.arange(40)[None, :] < lengths[:, None]).astype(np.int32)
+    lengths = np.array([2, 41, 3, 5, 7, 11, 13, 1, 17, 19, 23, 4, 29, 31, 6, 37, 8, 9, 10, 12])
+    ids = np.random.default_rng(1).integers(1, 120, (len(lengths), 41)).astype(np.int32)
+    mask = (np.arange(41)[None, :] < lengths[:, None]).astype(np.int32)
     mask[3] = np.roll(mask[3], 30)  # padded on the left
     mask[5, 2] = 0  # a hole
     types = np.zeros_like(ids)
     types[12, 10:29] = 1
-    extents = (mask * np.arange(1, 41)).max(1).astype(np.int32)
+    extents = (mask * np.arange(1, 42)).max(1).astype(np.int32)
     assert bool(LengthGroups(tf.constant(extents)).pays)  # the grouped branch runs
     tokens = {"input_ids": tf.constant(ids), "attention_mask": tf.constant(mask), "token_type_ids": tf.constant(types)}
     expected = model.bert(**tokens, training=False)

@@ -37,7 +37,11 @@ from transformers.models.bert.modeling_tf_bert import TFBertMainLayer
 from tfbert.models.attention import PARALLEL_CHUNKS, attend, needs_chunks, texts_per_chunk
 from tfbert.models.inference_weights import InferenceWeights
 from tfbert.models.length_groups import LengthGroups
-from tfbert.models.row_buckets import row_bucket
+from tfbert.models.row_buckets import length_bucket, row_bucket
+
+# What attention adds to the scores of padding positions, as TFBertMainLayer's extended attention mask does.
+MASK_BIAS = -10000.0
+
 
 def _dense(x, layer, weights, activation=None):
     """A tf_keras Dense on a 2-D matrix: MatMul + BiasAdd (+ activation), which the remapper fuses,
@@ -80,7 +84,8 @@ class _Rows:
         attention_mask: int [batch, seq].
         unpad: bool. Compute the real tokens only.
         bucketed: bool. With unpad, compute `row_bucket(tokens)` rows: the real tokens, then copies of
-            grid position 0 that no output reads.
+            grid position 0 that no output reads; and run each chunk of attention on a grid of
+            `length_bucket` positions.
     """
 
     def __init__(self, attention_mask, unpad, bucketed=False):
@@ -103,7 +108,10 @@ class _Rows:
         self.grouped, self.group_size = plan.pays, plan.size
         self.order = plan.order  # the texts, shortest first
         self.ends_at = plan.ends_at  # [batch + 1]: 0, then their lengths
-        self.grid_slots = tf.reshape(self.slots, shape)
+        # [batch, width]: the row of each grid position, `rows` at padding, widened to a length bucket.
+        self.length = length_bucket if bucketed else tf.identity
+        self.grid_slots = tf.pad(tf.reshape(self.slots, shape), [[0, 0], [0, self.length(self.seq) - self.seq]],
+                                 constant_values=self.rows)
 
     def chunk_texts(self, heads, dtype):
         """int32 scalar: texts per chunk of attention in length order (`_attention`): as many as keep
@@ -164,10 +172,11 @@ def _attention(x, attention, mask_bias, rows, weights, heavy):
 
         def chunk(index, contexts, taken):
             start, end = index * step, tf.minimum((index + 1) * step, rows.batch)
-            members, length = rows.order[start:end], rows.ends_at[end]  # the chunk's texts, its longest
+            members, length = rows.order[start:end], rows.length(rows.ends_at[end])  # its texts, its grid's length
             slots = tf.gather(rows.grid_slots, members)[:, :length]  # [texts, length]: rows, or padding
-            context = attend(tf.gather(padded, slots), tf.gather(mask_bias, members)[..., :length], end - start,
-                             length, heads, head_size, dtype, chunked=False)
+            bias = tf.where(slots < rows.tokens, 0.0, MASK_BIAS)[:, None, None, :]
+            context = attend(tf.gather(padded, slots), bias, end - start, length, heads, head_size, dtype,
+                             chunked=False)
             slots = tf.reshape(slots, [-1])
             cells = tf.where(slots < rows.tokens)[:, 0]  # the chunk's real tokens
             return (index + 1, contexts.write(index, tf.gather(tf.reshape(context, [-1, width]), cells)),
@@ -218,7 +227,7 @@ def inference_outputs(main_layer, input_ids, attention_mask, token_type_ids, unp
         hidden = _layer_norm(hidden, embeddings.LayerNorm, fused_norms)
 
     mask = tf.cast(attention_mask, dtype)[:, None, None, :]
-    mask_bias = (tf.constant(1.0, dtype) - mask) * tf.constant(-10000.0, dtype)
+    mask_bias = (tf.constant(1.0, dtype) - mask) * tf.constant(MASK_BIAS, dtype)
     # Whether every layer's attention runs in chunks for this batch (see _attention); the most heads decide.
     heads = max(layer.attention.self_attention.num_attention_heads for layer in layers)
     heavy = needs_chunks(rows.batch, rows.seq, heads, weights.compute_dtype)
