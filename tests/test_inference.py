@@ -141,6 +141,29 @@ def test_attend_in_chunks_equals_softmax_attention(dtype, monkeypatch):
         assert empty.shape == (0, seq, heads * head_size)
 
 
+def test_chunk_bounds_take_as_many_texts_as_fit(monkeypatch):
+    """Chunks over texts in length order: in order, each within the bytes of a chunk (or a text too long
+    for one, alone) and the cap, and none could have taken the next text; with no texts, one empty chunk."""
+    from tfbert.models import attention
+
+    heads, item = 2, 4
+    monkeypatch.setattr(attention, "CHUNK_BYTES", 6 * heads * 10 * 10 * item)  # six texts of 10 tokens
+    bounds = tf.function(lambda lengths, most: attention.chunk_bounds(lengths, heads, tf.float32, most))
+    rng = np.random.default_rng(5)
+    cases = [(np.sort(rng.integers(1, 40, 60)), 60), (np.sort(rng.integers(1, 40, 60)), 4), ([3, 5, 30, 31, 40], 8)]
+
+    def fits(lengths, start, end, most):  # texts start..end-1 on one grid as long as the last
+        return end - start <= most and (end - start) * heads * lengths[end - 1] ** 2 * item <= attention.CHUNK_BYTES
+
+    for lengths, most in cases:
+        got = bounds(tf.constant(lengths, tf.int32), tf.constant(most)).numpy().tolist()
+        assert got[0] == 0 and got[-1] == len(lengths) and all(a < b for a, b in zip(got, got[1:]))
+        for start, end in zip(got, got[1:]):
+            assert end - start == 1 or fits(lengths, start, end, most)
+            assert end == len(lengths) or not fits(lengths, start, end + 1, most)
+    assert bounds(tf.zeros([0], tf.int32), tf.constant(8)).numpy().tolist() == [0, 0]
+
+
 def test_row_buckets_round_up_by_at_most_a_sixteenth():
     from tfbert.models.row_buckets import row_bucket
 

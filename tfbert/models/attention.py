@@ -10,8 +10,9 @@ in plain TensorFlow ops (a SavedModel that TF Serving loads as it is). On a 2-co
 on 32 texts of 128, 256 and 512 tokens took 0.66x, 0.45x and 0.42x the time of one piece
 (benchmarks/README.md#attention-in-chunks).
 
-The exports' graph (`tfbert.models.inference`) chunks by texts, `texts_per_chunk` at a time, in
-length order; `attend(..., chunked=True)` chunks one grid by (text, head) pairs. A batch whose scores
+The exports' graph (`tfbert.models.inference`) chunks by texts in length order, each chunk as many
+texts as its longest allows (`chunk_bounds`); `attend(..., chunked=True)` chunks one grid by (text,
+head) pairs. A batch whose scores
 fit in one chunk (batch 1, short texts) runs in one piece: `needs_chunks` says which, once per batch.
 
 The query is scaled by 1/sqrt(head size) before the product (a pass over [seq, head size] rather
@@ -39,8 +40,36 @@ def texts_per_chunk(seq, heads, dtype):
     return tf.cast(tf.maximum(tf.constant(1, tf.int64), CHUNK_BYTES // _text_score_bytes(seq, heads, dtype)), tf.int32)
 
 
+def chunk_bounds(lengths, heads, dtype, most):
+    """Where each chunk of texts in length order starts and ends: as many texts as keep their scores
+    on one grid (count x heads x longest^2) within CHUNK_BYTES, at least one, at most `most`.
+
+    Args:
+        lengths: int32 [texts], ascending: the length of each text's grid.
+        heads: int.
+        dtype: the compute dtype.
+        most: int32 scalar tensor.
+
+    Returns:
+        int32 [chunks + 1]: 0, then the end of each chunk (the last is `texts`); [0, 0] for no texts.
+    """
+    count = tf.size(lengths)
+    cost, index = _text_score_bytes(lengths, heads, dtype), tf.range(count)
+
+    def chunk(chunks, start, bounds):
+        taken = index - start + 1  # texts in a chunk from `start` to each text; longest last, so a prefix fits
+        fits = (index >= start) & (tf.cast(taken, tf.int64) * cost <= CHUNK_BYTES) & (taken <= most)
+        end = tf.minimum(start + tf.maximum(1, tf.reduce_sum(tf.cast(fits, tf.int32))), count)
+        return chunks + 1, end, bounds.write(chunks + 1, end)
+
+    bounds = tf.TensorArray(tf.int32, size=1, dynamic_size=True, element_shape=[]).write(0, 0)
+    _, _, bounds = tf.while_loop(lambda chunks, start, _: (chunks == 0) | (start < count), chunk,
+                                 (tf.constant(0), tf.constant(0), bounds))
+    return bounds.stack()
+
+
 def _text_score_bytes(seq, heads, dtype):
-    """int64 scalar tensor: the bytes of one text's [heads, seq, seq] scores."""
+    """int64 tensor: the bytes of one text's [heads, seq, seq] scores, for each element of `seq`."""
     return heads * tf.cast(seq, tf.int64) ** 2 * tf.dtypes.as_dtype(dtype).size
 
 

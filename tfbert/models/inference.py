@@ -34,7 +34,7 @@ from transformers.activations_tf import get_tf_activation
 from transformers.modeling_tf_outputs import TFBaseModelOutputWithPoolingAndCrossAttentions
 from transformers.models.bert.modeling_tf_bert import TFBertMainLayer
 
-from tfbert.models.attention import PARALLEL_CHUNKS, attend, needs_chunks, texts_per_chunk
+from tfbert.models.attention import PARALLEL_CHUNKS, attend, chunk_bounds, needs_chunks
 from tfbert.models.inference_weights import InferenceWeights
 from tfbert.models.length_groups import LengthGroups
 from tfbert.models.row_buckets import length_bucket, row_bucket
@@ -113,12 +113,12 @@ class _Rows:
         self.grid_slots = tf.pad(tf.reshape(self.slots, shape), [[0, 0], [0, self.length(self.seq) - self.seq]],
                                  constant_values=self.rows)
 
-    def chunk_texts(self, heads, dtype):
-        """int32 scalar: texts per chunk of attention in length order (`_attention`): as many as keep
-        the scores within attention.CHUNK_BYTES, and, when the lengths differ enough, at most the size
-        of a length group (`LengthGroups`)."""
-        fits = texts_per_chunk(self.seq, heads, dtype)
-        return tf.where(self.grouped, tf.minimum(fits, self.group_size), fits)
+    def chunk_bounds(self, heads, dtype):
+        """int32 [chunks + 1]: the chunks of attention over the texts in length order (`_attention`):
+        as many texts each as keep the scores within attention.CHUNK_BYTES, and, when the lengths
+        differ enough, at most the size of a length group (`LengthGroups`)."""
+        most = tf.where(self.grouped, self.group_size, self.batch)
+        return chunk_bounds(self.length(self.ends_at[1:]), heads, dtype, most)
 
     def take(self, grid):
         """[batch, seq, ...] -> [rows, ...]."""
@@ -144,15 +144,15 @@ class _Rows:
         return tf.concat([rows, tf.zeros([1, tf.shape(rows)[1]], rows.dtype)], 0)
 
 
-def _attention(x, attention, mask_bias, rows, weights, heavy):
+def _attention(x, attention, mask_bias, rows, weights, heavy, bounds):
     """One TFBertSelfAttention on rows x [tokens, hidden]: -> context [tokens, heads * head_size], in
     the compute dtype.
 
     Query, key and value are one MatMul on their kernels side by side. Attention runs on the [batch,
     seq] grid in one piece, or, when `heavy` (its scores outgrow attention.CHUNK_BYTES, or its texts'
     lengths differ enough that length groups pay, `LengthGroups.pays`), in chunks: a `tf.while_loop`
-    over the texts in length order, `rows.chunk_texts` at a time, each chunk on its own grid as long
-    as its longest text. So the scores of a chunk stay in cache (`tfbert.models.attention`), and short
+    over the texts in length order, chunk by chunk of `bounds` (`rows.chunk_bounds`), each on its own
+    grid as long as its longest text. So the scores of a chunk stay in cache (`tfbert.models.attention`), and short
     texts do not pay for the longest one's padding. One loop a layer: TensorFlow's executor visits
     every op of the branch not taken, and four loops a layer (one a length group) made batch 1 slower
     than this one (benchmarks/README.md#attention-in-chunks)."""
@@ -167,11 +167,10 @@ def _attention(x, attention, mask_bias, rows, weights, heavy):
         return rows.take(context)
 
     def in_chunks():
-        step, padded = rows.chunk_texts(heads, dtype), rows.with_zero_row(qkv)
-        count = tf.maximum(1, (rows.batch + step - 1) // step)
+        padded, count = rows.with_zero_row(qkv), tf.size(bounds) - 1
 
         def chunk(index, contexts, taken):
-            start, end = index * step, tf.minimum((index + 1) * step, rows.batch)
+            start, end = bounds[index], bounds[index + 1]
             members, length = rows.order[start:end], rows.length(rows.ends_at[end])  # its texts, its grid's length
             slots = tf.gather(rows.grid_slots, members)[:, :length]  # [texts, length]: rows, or padding
             bias = tf.where(slots < rows.tokens, 0.0, MASK_BIAS)[:, None, None, :]
@@ -228,18 +227,19 @@ def inference_outputs(main_layer, input_ids, attention_mask, token_type_ids, unp
 
     mask = tf.cast(attention_mask, dtype)[:, None, None, :]
     mask_bias = (tf.constant(1.0, dtype) - mask) * tf.constant(MASK_BIAS, dtype)
-    # Whether every layer's attention runs in chunks for this batch (see _attention); the most heads decide.
-    heads = max(layer.attention.self_attention.num_attention_heads for layer in layers)
-    heavy = needs_chunks(rows.batch, rows.seq, heads, weights.compute_dtype)
+    # Whether every layer's attention runs in chunks for this batch, and which (see _attention); the most heads decide.
+    heads, compute = max(layer.attention.self_attention.num_attention_heads for layer in layers), weights.compute_dtype
+    heavy, bounds = needs_chunks(rows.batch, rows.seq, heads, compute), None
     if unpad:
         heavy = tf.logical_or(rows.grouped, heavy)
+        bounds = tf.cond(heavy, lambda: rows.chunk_bounds(heads, compute), lambda: tf.zeros([2], tf.int32))
     activation = get_tf_activation(config.hidden_act) if isinstance(config.hidden_act, str) else config.hidden_act
     # Name scopes as transformers' layers have, so that profiles attribute the time (benchmarks/profile_serving.py).
     for index, layer in enumerate(layers):
         with tf.name_scope(f"encoder/layer_._{index}"):
             attention = layer.attention
             with tf.name_scope("attention/self"):
-                context = _attention(hidden, attention.self_attention, mask_bias, rows, weights, heavy)
+                context = _attention(hidden, attention.self_attention, mask_bias, rows, weights, heavy, bounds)
             output = attention.dense_output
             with tf.name_scope("attention/output"):
                 hidden = _layer_norm(tf.cast(_dense(context, output.dense, weights), dtype) + hidden, output.LayerNorm,

@@ -48,7 +48,7 @@ def row_bucket(count):
 
 def length_bucket(length):
     """The length of the grid a chunk of attention runs on, for texts of at most `length` tokens (int32
-    scalar tensor): the smallest of LENGTH_BUCKETS at or above it (`length` itself past the largest).
+    tensor, each element): the smallest of LENGTH_BUCKETS at or above it (`length` itself past the largest).
 
     Why: each chunk of attention is a batched matrix product on [texts, heads, length, head size],
     whose oneDNN kernel is compiled for its shape, as the dense layers' are (`row_bucket`). On new
@@ -60,6 +60,8 @@ def length_bucket(length):
 
 
 def _bucket(value, buckets):
-    buckets = tf.constant(buckets, value.dtype)
-    index = tf.searchsorted(buckets, tf.reshape(value, [1]), side="left")[0]
-    return tf.gather(tf.concat([buckets, tf.reshape(value, [1])], 0), index)
+    """Each element of `value` rounded up to the smallest of `buckets` at or above it (itself past the largest)."""
+    flat = tf.reshape(value, [-1])
+    index = tf.searchsorted(tf.constant(buckets, value.dtype), flat, side="left")
+    rounded = tf.gather(tf.constant(buckets + [0], value.dtype), index)  # past the largest: flat's own value
+    return tf.reshape(tf.where(index < len(buckets), rounded, flat), tf.shape(value))
