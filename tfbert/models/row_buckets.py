@@ -50,12 +50,13 @@ def length_bucket(length):
     """The length of the grid a chunk of attention runs on, for texts of at most `length` tokens (int32
     tensor, each element): the smallest of LENGTH_BUCKETS at or above it (`length` itself past the largest).
 
-    Why: each chunk of attention is a batched matrix product on [texts, heads, length, head size],
-    whose oneDNN kernel is compiled for its shape, as the dense layers' are (`row_bucket`). On new
-    batches of 32 long descriptions a bfloat16 export with exact lengths created 342 attention kernels
-    in 12 batches (233 ms, `ONEDNN_VERBOSE=all`), one or two for almost every text: chunks of such
-    texts hold one text each. Rounded up to multiples of 8, then 8 sizes an octave, a server meets
-    32 lengths up to 512. The extra positions are padding, masked out."""
+    Why: each chunk of attention is two batched matrix products and a softmax on [texts, heads, length,
+    ...], whose oneDNN kernels are compiled for their shapes, as the dense layers' are (`row_bucket`),
+    and a chunk of long texts holds few texts, each a length of its own. Rounded up to multiples of 8,
+    then 8 sizes an octave, the lengths up to 512 are 32, and their kernels stay cached. On new
+    batches of 32 long descriptions, a bfloat16 export served 1.12x the texts a second of the same
+    export with exact lengths, and as many on batches it had seen (2-core Xeon with AMX,
+    benchmarks/README.md#on-a-cpu-with-amx). The extra positions are padding, masked out."""
     return _bucket(length, LENGTH_BUCKETS)
 
 
