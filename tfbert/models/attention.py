@@ -12,8 +12,8 @@ on 32 texts of 128, 256 and 512 tokens took 0.66x, 0.45x and 0.42x the time of o
 
 The exports' graph (`tfbert.models.inference`) chunks by texts in length order, each chunk as many
 texts as its longest allows (`chunk_bounds`); `attend(..., chunked=True)` chunks one grid by (text,
-head) pairs. A batch whose scores
-fit in one chunk (batch 1, short texts) runs in one piece: `needs_chunks` says which, once per batch.
+head) pairs. A batch whose scores fit in one chunk (batch 1, short texts) runs in one piece:
+`needs_chunks` says which, once per batch.
 
 The query is scaled by 1/sqrt(head size) before the product (a pass over [seq, head size] rather
 than over [seq, seq]), where `TFBertSelfAttention` scales the scores after it: equal within float32

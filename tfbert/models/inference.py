@@ -152,8 +152,8 @@ def _attention(x, attention, mask_bias, rows, weights, heavy, bounds):
     seq] grid in one piece, or, when `heavy` (its scores outgrow attention.CHUNK_BYTES, or its texts'
     lengths differ enough that length groups pay, `LengthGroups.pays`), in chunks: a `tf.while_loop`
     over the texts in length order, chunk by chunk of `bounds` (`rows.chunk_bounds`), each on its own
-    grid as long as its longest text. So the scores of a chunk stay in cache (`tfbert.models.attention`), and short
-    texts do not pay for the longest one's padding. One loop a layer: TensorFlow's executor visits
+    grid as long as its longest text. So the scores of a chunk stay in cache (`tfbert.models.attention`),
+    and short texts do not pay for the longest one's padding. One loop a layer: TensorFlow's executor visits
     every op of the branch not taken, and four loops a layer (one a length group) made batch 1 slower
     than this one (benchmarks/README.md#attention-in-chunks)."""
     heads, head_size = attention.num_attention_heads, attention.attention_head_size

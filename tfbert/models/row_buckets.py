@@ -56,7 +56,7 @@ def length_bucket(length):
     then 8 sizes an octave, the lengths up to 512 are 32, and their kernels stay cached. On new
     batches of 32 long descriptions, a bfloat16 export served 1.12x the texts a second of the same
     export with exact lengths, and as many on batches it had seen (2-core Xeon with AMX,
-    benchmarks/README.md#on-a-cpu-with-amx). The extra positions are padding, masked out."""
+    benchmarks/README.md#attention-in-chunks). The extra positions are padding, masked out."""
     return _bucket(length, LENGTH_BUCKETS)
 
 
