@@ -108,10 +108,11 @@ class _Rows:
         self.grouped, self.group_size = plan.pays, plan.size
         self.order = plan.order  # the texts, shortest first
         self.ends_at = plan.ends_at  # [batch + 1]: 0, then their lengths
-        # [batch, width]: the row of each grid position, `rows` at padding, widened to a length bucket.
-        self.length = length_bucket if bucketed else tf.identity
-        self.grid_slots = tf.pad(tf.reshape(self.slots, shape), [[0, 0], [0, self.length(self.seq) - self.seq]],
-                                 constant_values=self.rows)
+        # [batch, width]: the row of each grid position, `rows` at padding; bucketed, widened to a length bucket.
+        self.length, self.grid_slots = (length_bucket if bucketed else tf.identity), tf.reshape(self.slots, shape)
+        if bucketed:
+            widen = [[0, 0], [0, self.length(self.seq) - self.seq]]
+            self.grid_slots = tf.pad(self.grid_slots, widen, constant_values=self.rows)
 
     def chunk_bounds(self, heads, dtype):
         """int32 [chunks + 1]: the chunks of attention over the texts in length order (`_attention`):
@@ -225,8 +226,7 @@ def inference_outputs(main_layer, input_ids, attention_mask, token_type_ids, unp
                   + tf.gather(embeddings.token_type_embeddings, rows.take(token_type_ids)))
         hidden = _layer_norm(hidden, embeddings.LayerNorm, fused_norms)
 
-    mask = tf.cast(attention_mask, dtype)[:, None, None, :]
-    mask_bias = (tf.constant(1.0, dtype) - mask) * tf.constant(MASK_BIAS, dtype)
+    mask_bias = (1.0 - tf.cast(attention_mask, dtype)[:, None, None, :]) * MASK_BIAS
     # Whether every layer's attention runs in chunks for this batch, and which (see _attention); the most heads decide.
     heads, compute = max(layer.attention.self_attention.num_attention_heads for layer in layers), weights.compute_dtype
     heavy, bounds = needs_chunks(rows.batch, rows.seq, heads, compute), None
