@@ -114,12 +114,23 @@ class _Rows:
             widen = [[0, 0], [0, self.length(self.seq) - self.seq]]
             self.grid_slots = tf.pad(self.grid_slots, widen, constant_values=self.rows)
 
-    def chunk_bounds(self, heads, dtype):
-        """int32 [chunks + 1]: the chunks of attention over the texts in length order (`_attention`):
-        as many texts each as keep the scores within attention.CHUNK_BYTES, and, when the lengths
-        differ enough, at most the size of a length group (`LengthGroups`)."""
-        most = tf.where(self.grouped, self.group_size, self.batch)
-        return chunk_bounds(self.length(self.ends_at[1:]), heads, dtype, most)
+    def chunk_plan(self, heads, dtype, heavy):
+        """When `heavy`, the chunks of attention over the texts in length order (`_attention`), once a batch:
+        bounds (`attention.chunk_bounds`; at most a length group's size when groups pay), each chunk's grid
+        length, the texts' slots and mask bias in length order, and each row's place in the chunks' grids."""
+        def plan():
+            bounds = chunk_bounds(self.length(self.ends_at[1:]), heads, dtype,
+                                  tf.where(self.grouped, self.group_size, self.batch))
+            starts, lengths, texts = bounds[:-1], self.length(tf.gather(self.ends_at, bounds[1:])), tf.range(self.batch)
+            chunk = tf.searchsorted(bounds[1:], texts, side="right")  # of each text in length order
+            offsets = tf.cumsum((bounds[1:] - starts) * lengths, exclusive=True)
+            firsts = tf.gather(offsets, chunk) + (texts - tf.gather(starts, chunk)) * tf.gather(lengths, chunk)
+            firsts = tf.cast(tf.gather(firsts, tf.math.invert_permutation(self.order)), tf.int64)  # by text
+            seq, slots = tf.cast(self.seq, tf.int64), tf.gather(self.grid_slots, self.order)
+            return (bounds, lengths, slots, tf.where(slots < self.tokens, 0.0, MASK_BIAS),
+                    tf.gather(firsts, self.flat // seq) + self.flat % seq)
+        return tf.cond(heavy, plan, lambda: (tf.zeros([2], tf.int32), tf.zeros([1], tf.int32),
+                                             tf.zeros([0, 0], tf.int64), tf.zeros([0, 0]), tf.zeros([0], tf.int64)))
 
     def take(self, grid):
         """[batch, seq, ...] -> [rows, ...]."""
@@ -145,20 +156,19 @@ class _Rows:
         return tf.concat([rows, tf.zeros([1, tf.shape(rows)[1]], rows.dtype)], 0)
 
 
-def _attention(x, attention, mask_bias, rows, weights, heavy, bounds):
-    """One TFBertSelfAttention on rows x [tokens, hidden]: -> context [tokens, heads * head_size], in
-    the compute dtype.
+def _attention(x, attention, mask_bias, rows, weights, heavy, plan):
+    """One TFBertSelfAttention on rows x [tokens, hidden] -> context [tokens, heads * head_size], compute dtype.
 
     Query, key and value are one MatMul on their kernels side by side. Attention runs on the [batch,
     seq] grid in one piece, or, when `heavy` (its scores outgrow attention.CHUNK_BYTES, or its texts'
     lengths differ enough that length groups pay, `LengthGroups.pays`), in chunks: a `tf.while_loop`
-    over the texts in length order, chunk by chunk of `bounds` (`rows.chunk_bounds`), each on its own
+    over the texts in length order, chunk by chunk of `plan` (`rows.chunk_plan`), each on its own
     grid as long as its longest text. So the scores of a chunk stay in cache (`tfbert.models.attention`),
-    and short texts do not pay for the longest one's padding. One loop a layer: TensorFlow's executor visits
-    every op of the branch not taken, and four loops a layer (one a length group) made batch 1 slower
-    than this one (benchmarks/README.md#attention-in-chunks)."""
-    heads, head_size = attention.num_attention_heads, attention.attention_head_size
-    dtype = weights.compute_dtype
+    and short texts do not pay for the longest one's padding. The loop body only slices what `plan`
+    computed once a batch. One loop a layer: TensorFlow's executor visits every op of the branch not
+    taken, and four loops a layer (one a length group) made batch 1 slower than this one
+    (benchmarks/README.md#attention-in-chunks)."""
+    heads, head_size, dtype = attention.num_attention_heads, attention.attention_head_size, weights.compute_dtype
     with tf.name_scope("query_key_value"):
         qkv = _matmul_bias(x, *weights.qkv(attention), dtype)
     width = heads * head_size
@@ -168,29 +178,19 @@ def _attention(x, attention, mask_bias, rows, weights, heavy, bounds):
         return rows.take(context)
 
     def in_chunks():
+        bounds, lengths, slots, bias, positions = plan
         padded, count = rows.with_zero_row(qkv), tf.size(bounds) - 1
 
-        def chunk(index, contexts, taken):
-            start, end = bounds[index], bounds[index + 1]
-            members, length = rows.order[start:end], rows.length(rows.ends_at[end])  # its texts, its grid's length
-            slots = tf.gather(rows.grid_slots, members)[:, :length]  # [texts, length]: rows, or padding
-            bias = tf.where(slots < rows.tokens, 0.0, MASK_BIAS)[:, None, None, :]
-            context = attend(tf.gather(padded, slots), bias, end - start, length, heads, head_size, dtype,
-                             chunked=False)
-            slots = tf.reshape(slots, [-1])
-            cells = tf.where(slots < rows.tokens)[:, 0]  # the chunk's real tokens
-            return (index + 1, contexts.write(index, tf.gather(tf.reshape(context, [-1, width]), cells)),
-                    taken.write(index, tf.gather(slots, cells)))
+        def chunk(index, contexts):
+            start, end, length = bounds[index], bounds[index + 1], lengths[index]  # its texts, its grid's length
+            context = attend(tf.gather(padded, slots[start:end, :length]), bias[start:end, None, None, :length],
+                             end - start, length, heads, head_size, dtype, chunked=False)
+            return index + 1, contexts.write(index, tf.reshape(context, [-1, width]))
 
         contexts = tf.TensorArray(dtype, size=count, infer_shape=False, element_shape=[None, width])
-        taken = tf.TensorArray(tf.int64, size=count, infer_shape=False, element_shape=[None])
-        _, contexts, taken = tf.while_loop(lambda index, *_: index < count, chunk, (tf.constant(0), contexts, taken),
-                                           parallel_iterations=PARALLEL_CHUNKS)
-        # The chunks' real tokens, concatenated, are a permutation of the rows; this undoes it (the extra
-        # rows of a bucket take row 0's context).
-        order = tf.concat([tf.math.invert_permutation(taken.concat()),
-                           tf.zeros([rows.rows - rows.tokens], tf.int64)], 0)
-        return tf.gather(contexts.concat(), order)
+        _, contexts = tf.while_loop(lambda index, _: index < count, chunk, (tf.constant(0), contexts),
+                                    parallel_iterations=PARALLEL_CHUNKS)
+        return tf.gather(contexts.concat(), positions)  # the extra rows of a bucket read text 0's first cell
 
     return tf.cond(heavy, in_chunks if rows.unpad else lambda: one_grid(chunked=True), one_grid)
 
@@ -229,17 +229,17 @@ def inference_outputs(main_layer, input_ids, attention_mask, token_type_ids, unp
     mask_bias = (1.0 - tf.cast(attention_mask, dtype)[:, None, None, :]) * MASK_BIAS
     # Whether every layer's attention runs in chunks for this batch, and which (see _attention); the most heads decide.
     heads, compute = max(layer.attention.self_attention.num_attention_heads for layer in layers), weights.compute_dtype
-    heavy, bounds = needs_chunks(rows.batch, rows.seq, heads, compute), None
+    heavy, plan = needs_chunks(rows.batch, rows.seq, heads, compute), None
     if unpad:
         heavy = tf.logical_or(rows.grouped, heavy)
-        bounds = tf.cond(heavy, lambda: rows.chunk_bounds(heads, compute), lambda: tf.zeros([2], tf.int32))
+        plan = rows.chunk_plan(heads, compute, heavy)
     activation = get_tf_activation(config.hidden_act) if isinstance(config.hidden_act, str) else config.hidden_act
     # Name scopes as transformers' layers have, so that profiles attribute the time (benchmarks/profile_serving.py).
     for index, layer in enumerate(layers):
         with tf.name_scope(f"encoder/layer_._{index}"):
             attention = layer.attention
             with tf.name_scope("attention/self"):
-                context = _attention(hidden, attention.self_attention, mask_bias, rows, weights, heavy, bounds)
+                context = _attention(hidden, attention.self_attention, mask_bias, rows, weights, heavy, plan)
             output = attention.dense_output
             with tf.name_scope("attention/output"):
                 hidden = _layer_norm(tf.cast(_dense(context, output.dense, weights), dtype) + hidden, output.LayerNorm,
