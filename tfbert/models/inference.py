@@ -117,20 +117,20 @@ class _Rows:
     def chunk_plan(self, heads, dtype, heavy):
         """When `heavy`, the chunks of attention over the texts in length order (`_attention`), once a batch:
         bounds (`attention.chunk_bounds`; at most a length group's size when groups pay), each chunk's grid
-        length, the texts' slots and mask bias in length order, and each row's place in the chunks' grids."""
+        length, the texts' slots and `dtype` mask bias in length order, and each row's place in the chunks' grids."""
         def plan():
-            bounds = chunk_bounds(self.length(self.ends_at[1:]), heads, dtype,
-                                  tf.where(self.grouped, self.group_size, self.batch))
-            starts, lengths, texts = bounds[:-1], self.length(tf.gather(self.ends_at, bounds[1:])), tf.range(self.batch)
+            grids = self.length(self.ends_at[1:])  # each text's grid length, in length order (heavy: texts >= 1)
+            bounds = chunk_bounds(grids, heads, dtype, tf.where(self.grouped, self.group_size, self.batch))
+            starts, lengths, texts = bounds[:-1], tf.gather(grids, bounds[1:] - 1), tf.range(self.batch)
             chunk = tf.searchsorted(bounds[1:], texts, side="right")  # of each text in length order
             offsets = tf.cumsum((bounds[1:] - starts) * lengths, exclusive=True)
             firsts = tf.gather(offsets, chunk) + (texts - tf.gather(starts, chunk)) * tf.gather(lengths, chunk)
             firsts = tf.cast(tf.gather(firsts, tf.math.invert_permutation(self.order)), tf.int64)  # by text
             seq, slots = tf.cast(self.seq, tf.int64), tf.gather(self.grid_slots, self.order)
-            return (bounds, lengths, slots, tf.where(slots < self.tokens, 0.0, MASK_BIAS),
+            return (bounds, lengths, slots, tf.cast(tf.where(slots < self.tokens, 0.0, MASK_BIAS), dtype),
                     tf.gather(firsts, self.flat // seq) + self.flat % seq)
-        return tf.cond(heavy, plan, lambda: (tf.zeros([2], tf.int32), tf.zeros([1], tf.int32),
-                                             tf.zeros([0, 0], tf.int64), tf.zeros([0, 0]), tf.zeros([0], tf.int64)))
+        unused = ([2], tf.int32), ([1], tf.int32), ([0, 0], tf.int64), ([0, 0], dtype), ([0], tf.int64)  # not heavy
+        return tf.cond(heavy, plan, lambda: tuple(tf.cast(tf.zeros(shape), kind) for shape, kind in unused))
 
     def take(self, grid):
         """[batch, seq, ...] -> [rows, ...]."""

@@ -9,26 +9,17 @@ matrix shape are reused by later batches.
 import tensorflow as tf
 
 
-def _row_buckets(exact=64, steps_per_octave=16, largest=1 << 24):
-    """Row counts computed: every count up to `exact`, then `steps_per_octave` evenly spaced sizes in
-    each octave (so at most 1/16 more rows than needed), up to `largest`."""
-    sizes = list(range(exact + 1))
-    while sizes[-1] < largest:
-        sizes.append(sizes[-1] + (1 << (sizes[-1].bit_length() - 1)) // steps_per_octave)
-    return sizes
-
-
-def _length_buckets(multiple=8, exact=64, steps_per_octave=8, largest=1 << 16):
-    """Grid lengths: multiples of `multiple` up to `exact`, then `steps_per_octave` evenly spaced sizes
-    in each octave (so at most 1/8 more positions than needed), up to `largest`."""
+def _buckets(multiple, exact, steps_per_octave, largest):
+    """Sizes: multiples of `multiple` up to `exact`, then `steps_per_octave` evenly spaced sizes in each
+    octave (so at most 1/`steps_per_octave` more than needed), up to `largest`."""
     sizes = list(range(0, exact + 1, multiple))
     while sizes[-1] < largest:
         sizes.append(sizes[-1] + (1 << (sizes[-1].bit_length() - 1)) // steps_per_octave)
     return sizes
 
 
-ROW_BUCKETS = _row_buckets()
-LENGTH_BUCKETS = _length_buckets()
+ROW_BUCKETS = _buckets(multiple=1, exact=64, steps_per_octave=16, largest=1 << 24)  # rows computed
+LENGTH_BUCKETS = _buckets(multiple=8, exact=64, steps_per_octave=8, largest=1 << 16)  # attention grids
 
 
 def row_bucket(count):
