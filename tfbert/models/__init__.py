@@ -3,6 +3,7 @@
     backbone.py       BertBackbone (transformers' TFBertModel with a round-tripping config, pruned heads)
     weights.py        checkpoint weights in, PyTorch-named weights out
     pooling.py        Pooling: pooled, cls or mean, optionally L2-normalised
+    datasets.py       AutotuneFree: fit, evaluate and predict without tf.data autotuning's wait
     encoder.py        BertEncoder, build_encoder (and RawTextModel, the base of the raw-string models)
     length_groups.py  BERT on a batch in groups of similar length
     inference_weights.py  InferenceWeights: the weights exports compute with (float32, bfloat16 copies)

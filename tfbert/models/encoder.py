@@ -11,6 +11,7 @@ import tf_keras
 
 from tfbert.checkpoints.checkpoint import load_checkpoint
 from tfbert.models.backbone import BertBackbone
+from tfbert.models.datasets import AutotuneFree
 from tfbert.models.weights import load_bert_model
 from tfbert.text.tokenizer import BertTokenizerLayer
 
@@ -36,12 +37,13 @@ def bert_outputs(bert, tokens, training=None):
     return {"last_hidden_state": outputs.last_hidden_state, "pooled_output": outputs.pooler_output}
 
 
-class RawTextModel(tf_keras.Model):
+class RawTextModel(AutotuneFree, tf_keras.Model):
     """A functional model on raw strings holding one `BertTokenizerLayer` and one `BertBackbone`.
 
     Built as `tf_keras.Model(inputs, outputs, name=...)`. Its constructor stays Keras' functional one
     (which Keras needs to revive it from its config); the checkpoint's name is set after construction
-    and kept in `get_config`.
+    and kept in `get_config`. `fit`, `evaluate` and `predict` turn tf.data autotuning off for datasets that
+    leave it unset (`tfbert.models.datasets`).
     """
 
     checkpoint_name = None  # str: the checkpoint it was built from (the default export name)

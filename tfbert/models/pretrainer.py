@@ -20,6 +20,7 @@ from tfbert.checkpoints.checkpoint import load_checkpoint
 from tfbert.checkpoints.writer import write_checkpoint
 from tfbert.errors import TfbertError
 from tfbert.models.backbone import build_bert
+from tfbert.models.datasets import AutotuneFree
 from tfbert.models.encoder import TOKENIZER_LAYER, bert_outputs
 from tfbert.models.training_ops import use_training_ops
 from tfbert.models.weights import load_weights, pytorch_state_dict
@@ -63,7 +64,7 @@ def mask_tokens(input_ids, attention_mask, special_ids, vocab_size, mask_id, mas
 
 
 @tf_keras.saving.register_keras_serializable(package="tfbert")
-class BertPretrainer(tf_keras.Model):
+class BertPretrainer(AutotuneFree, tf_keras.Model):
     """Raw-string sentence pairs -> MLM and NSP losses; trains with `compile` / `fit`.
 
     `fit` takes batches of ({"text", "text_pair"}, next_sentence_label), e.g. from
