@@ -28,12 +28,17 @@ sentence embeddings, and the batches where the engine's tokenizer gave other tok
 machine (CPU model and flags), the library versions, and the machine's matmul speed in float32 and
 bfloat16 (TensorFlow and PyTorch, BERT's shapes), which says what bfloat16 can gain on this CPU.
 
+`--tf-threads INTRA,INTER` gives the tfbert engines' Sessions the thread settings of TF Serving's
+`--tensorflow_intra_op_parallelism` and `--tensorflow_inter_op_parallelism` (default 0,0: TensorFlow's own,
+as many threads as cores for each). `--tf-threads 1,2` on 2 cores runs each op on one core and two at once:
+the setting tfbert's exports are made for (tfbert.models.streams). The other engines keep their own settings.
+
 `--exports NAME=FOLDER,...` adds exports already on disk (a SavedModel version folder, say one written
 by an earlier commit of tfbert) as engines of their own, so that a change is measured against what it
 changes in the same run.
 
 usage: python benchmarks/serving_engines.py [--engines tfbert,tfbert-bf16,torch,torch-bf16,ort,ort-int8]
-       [--exports NAME=FOLDER,...] [--texts 256] [--latency-texts 100] [--rounds 3]
+       [--exports NAME=FOLDER,...] [--tf-threads 0,0] [--texts 256] [--latency-texts 100] [--rounds 3]
        [--out benchmarks/results/serving_engines.json]
 Needs the bench extra: python -m pip install -e '.[test,bench]'
 """
@@ -62,6 +67,7 @@ MAX_LENGTH = 512
 THREADS = os.cpu_count()
 NEW_BATCHES = "new batches"
 ENGINES = ("tfbert", "tfbert-bf16", "torch", "torch-bf16", "ort", "ort-int8")
+TF_THREADS = {"intra_op_parallelism_threads": 0, "inter_op_parallelism_threads": 0}  # main() sets --tf-threads
 
 
 class TfbertServing:
@@ -73,7 +79,7 @@ class TfbertServing:
 
         self.name = name
         self.graph = tf.Graph()
-        self.session = tf.compat.v1.Session(graph=self.graph)
+        self.session = tf.compat.v1.Session(graph=self.graph, config=tf.compat.v1.ConfigProto(**TF_THREADS))
         with self.graph.as_default():
             meta_graph = tf.compat.v1.saved_model.load(self.session, ["serve"], str(export))
         signature = meta_graph.signature_def["serving_default"]
@@ -268,11 +274,17 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--engines", default=",".join(ENGINES))
     parser.add_argument("--exports", default="", help="NAME=FOLDER,...: SavedModel version folders to run too")
+    parser.add_argument("--tf-threads", default="0,0", metavar="INTRA,INTER",
+                        help="the tfbert Sessions' intra-op and inter-op threads, as TF Serving's flags (default: 0,0)")
     parser.add_argument("--texts", type=int, default=256, help="texts in each batch-32 workload (default: 256)")
     parser.add_argument("--latency-texts", type=int, default=100, help="single texts of each kind (default: 100)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "serving_engines.json"))
     args = parser.parse_args()
+    TF_THREADS.update(zip(TF_THREADS, (int(value) for value in args.tf_threads.split(","))))
+    # A Session's thread settings hold only in a process whose TensorFlow runtime they start (TF Serving's
+    # case); here TensorFlow runs eagerly first (matmul speed, exports), so the environment sets them too.
+    os.environ["TF_NUM_INTRAOP_THREADS"], os.environ["TF_NUM_INTEROP_THREADS"] = map(str, TF_THREADS.values())
 
     from transformers import AutoTokenizer
 

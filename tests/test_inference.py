@@ -85,7 +85,8 @@ def test_attention_in_length_groups_equals_transformers_layers(tiny_models, kind
     assert bool(LengthGroups(tf.constant(extents)).pays)  # the grouped branch runs
     tokens = {"input_ids": tf.constant(ids), "attention_mask": tf.constant(mask), "token_type_ids": tf.constant(types)}
     expected = model.bert(**tokens, training=False)
-    outputs = tf.function(lambda: inference_outputs(model.bert, **tokens, bucketed=bucketed))
+    # One stream: the groups are those of the whole batch.
+    outputs = tf.function(lambda: inference_outputs(model.bert, **tokens, bucketed=bucketed, streams=1))
     sequence_output, pooled_output = outputs()
     real = mask[..., None]
     assert np.abs((sequence_output.numpy() - expected.last_hidden_state.numpy()) * real).max() <= TOLERANCE
@@ -107,10 +108,62 @@ def test_attention_in_chunks_equals_transformers_layers(tiny_models, kind, unpad
     assert bool(attention.needs_chunks(3, seq, 4, tf.float32))  # the chunked branch runs
     assert not bool(attention.needs_chunks(1, seq, 4, tf.float32))
     expected = model.bert(**tokens, training=False)
-    sequence_output, pooled_output = tf.function(lambda: inference_outputs(model.bert, **tokens, unpad=unpad))()
+    outputs = tf.function(lambda: inference_outputs(model.bert, **tokens, unpad=unpad, streams=1))  # as asserted
+    sequence_output, pooled_output = outputs()
     mask = tokens["attention_mask"].numpy()[..., None]
     assert np.abs((sequence_output.numpy() - expected.last_hidden_state.numpy()) * mask).max() <= TOLERANCE
     np.testing.assert_allclose(pooled_output.numpy(), expected.pooler_output.numpy(), atol=TOLERANCE)
+
+
+def test_streams_take_texts_in_turns_in_length_order():
+    """Each stream gets every other text in length order; outputs come back in the batch's order, None stays None;
+    a stream of no texts computes nothing."""
+    from tfbert.models.streams import in_streams
+
+    lengths = np.array([5, 1, 9, 3, 7, 2])
+    mask = (np.arange(9)[None, :] < lengths[:, None]).astype(np.int32)
+    ids = np.arange(6, dtype=np.int32)[:, None] * np.ones((1, 9), np.int32)  # each row holds its index
+    seen = []
+
+    def compute(input_ids, attention_mask, token_type_ids):
+        seen.append(sorted(tf.reduce_sum(attention_mask, 1).numpy().tolist()))
+        return input_ids * 10, None, tf.reduce_sum(attention_mask, 1)
+
+    outputs = in_streams(compute, tf.constant(ids), tf.constant(mask), tf.zeros_like(ids), streams=2)
+    assert seen == [[1, 3, 7], [2, 5, 9]]
+    np.testing.assert_array_equal(outputs[0], ids * 10)
+    assert outputs[1] is None
+    np.testing.assert_array_equal(outputs[2], lengths)
+    seen.clear()
+    outputs = in_streams(compute, tf.constant(ids[:2]), tf.constant(mask[:2]), tf.zeros_like(ids[:2]), streams=3)
+    assert seen == [[1], [5], []]
+    np.testing.assert_array_equal(outputs[2], lengths[:2])
+
+
+@pytest.mark.parametrize("texts", [1, 2, 7])
+@pytest.mark.parametrize("kind", ["backbone", "masked-lm (no pooler)"])
+def test_streams_of_texts_equal_transformers_layers(tiny_models, kind, texts):
+    """A batch split into 2 or 3 streams (fewer texts than streams: some of none) comes back in the batch's order,
+    equal to transformers' layers; a layer without a pooler gives no pooled output."""
+    from tfbert.models.inference import inference_outputs
+
+    model = tiny_models[kind]
+    rng = np.random.default_rng(texts)
+    lengths = rng.permutation(np.arange(1, 13))[:texts]
+    ids = rng.integers(1, 120, (texts, 12)).astype(np.int32)
+    mask = (np.arange(12)[None, :] < lengths[:, None]).astype(np.int32)
+    tokens = {"input_ids": tf.constant(ids), "attention_mask": tf.constant(mask), "token_type_ids": tf.zeros_like(ids)}
+    expected = model.bert(**tokens, training=False)
+    for streams in (2, 3):
+        sequence_output, pooled_output = tf.function(
+            lambda: inference_outputs(model.bert, **tokens, streams=streams))()
+        real = mask[..., None]
+        assert np.abs((sequence_output.numpy() - expected.last_hidden_state.numpy()) * real).max() <= TOLERANCE
+        assert not np.any(sequence_output.numpy() * (1 - real))
+        if model.bert.pooler is None:
+            assert pooled_output is None
+        else:
+            np.testing.assert_allclose(pooled_output.numpy(), expected.pooler_output.numpy(), atol=TOLERANCE)
 
 
 @pytest.mark.parametrize("dtype", [tf.float32, tf.bfloat16])
@@ -270,7 +323,9 @@ def test_bfloat16_weights_compute_in_bfloat16_and_stay_close(tiny_models):
     model, tokens = tiny_models["backbone"], batch()
     weights = InferenceWeights([model.bert], tf.bfloat16)
     assert weights.has_copies and not weights.variables  # constants of the graph, no variables to save
-    concrete = tf.function(lambda: inference_outputs(model.bert, **tokens, weights=weights)).get_concrete_function()
+    # One stream: the ops sit in the function's own graph, not in the branches of a tf.cond.
+    concrete = tf.function(lambda: inference_outputs(model.bert, **tokens, weights=weights, streams=1))
+    concrete = concrete.get_concrete_function()
     matmuls = [op for op in concrete.graph.get_operations() if op.type in ("MatMul", "BatchMatMulV2")]
     assert matmuls and {op.get_attr("T") for op in matmuls[:-1]} == {tf.bfloat16}  # all but the float32 pooler
     # Layer norms in float32, each as the pattern oneDNN fuses into one op (tfbert.models.inference._layer_norm).
@@ -281,6 +336,11 @@ def test_bfloat16_weights_compute_in_bfloat16_and_stay_close(tiny_models):
     kernels = [op.inputs[1].op for op in matmuls if op.type == "MatMul"]
     assert len(kernels) == 4 * model.config.num_hidden_layers + 1
     assert all(kernel.type == "Const" and kernel.get_attr("dtype") == tf.bfloat16 for kernel in kernels[:-1])
+    # Two streams multiply by the same constants: the graph, and so the SavedModel, holds each once.
+    two = tf.function(lambda: inference_outputs(model.bert, **tokens, weights=weights, streams=2))
+    two_kernels = [op.inputs[1].op for op in two.get_concrete_function().graph.get_operations() if op.type == "MatMul"]
+    assert len(two_kernels) == 2 * len(kernels)
+    assert len({kernel.name for kernel in two_kernels if kernel.type == "Const"}) == len(kernels) - 1
     sequence_output, pooled_output = concrete()
     assert sequence_output.dtype == pooled_output.dtype == tf.float32
     expected = model.bert(**tokens, training=False)

@@ -6,6 +6,7 @@
     datasets.py       AutotuneFree: fit, evaluate and predict without tf.data autotuning's wait
     encoder.py        BertEncoder, build_encoder (and RawTextModel, the base of the raw-string models)
     length_groups.py  BERT on a batch in groups of similar length
+    streams.py        in_streams: an export's batch as independent streams of texts, one a core
     inference_weights.py  InferenceWeights: the weights exports compute with (float32, bfloat16 copies)
     inference.py      inference_graph: BERT's inference in fewer, fusible ops, for exports
     embedding.py      embed: sentence embeddings of lists of texts

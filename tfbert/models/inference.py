@@ -1,30 +1,29 @@
 """BERT's inference math in fewer, fusible ops, on transformers' own layers and variables, for exports.
 
-transformers' `TFBertMainLayer` runs every `Dense` on [batch, seq, hidden] tensors, which tf_keras
-computes with `tf.tensordot`: a Reshape, a MatMul and a Reshape around ten small shape ops, so
-Grappler's remapper cannot fuse the MatMul with its BiasAdd (or GELU), and at batch 1 the executor's
-per-op cost outweighs the arithmetic. It also computes every padding position of every layer.
+transformers' `TFBertMainLayer` runs every `Dense` on [batch, seq, hidden] tensors, which tf_keras computes with
+`tf.tensordot`: a Reshape, a MatMul and a Reshape around ten small shape ops, so Grappler's remapper cannot fuse the
+MatMul with its BiasAdd (or GELU), and at batch 1 the executor's per-op cost outweighs the arithmetic. It also computes
+every padding position of every layer.
 
 `inference_outputs` is the same math (embeddings, self-attention with the additive -10000 mask,
 GELU feed-forward, post-layer norms, tanh pooler), without dropout, reading the layers' variables:
 - the hidden states live as a 2-D [tokens, hidden] matrix, so each dense layer is one MatMul + BiasAdd;
 - query, key and value are one MatMul on their kernels side by side;
 - only real tokens are computed: the rows of `attention_mask` are packed before the embeddings, and
-  put on the [batch, seq] grid for the attention products only (`unpad=True`).
+  put on the [batch, seq] grid for the attention products only (`unpad=True`);
+- a batch runs as independent streams of texts, one a core (`tfbert.models.streams`).
 Real tokens' hidden states equal `TFBertMainLayer`'s within float32 noise; padding positions of
 `last_hidden_state` are 0 (transformers computes values there that nothing should read).
 
-With `weights=InferenceWeights(..., tf.bfloat16)` the matrix multiplications run in bfloat16 on
-bfloat16 copies of the dense layers' kernels and biases, with float32 accumulation in oneDNN, and
-attention (scores, mask, softmax, context) runs in bfloat16 too: PyTorch's autocast also rounds the
-scores to bfloat16, and a float32 softmax between them costs two casts over every score (see
-benchmarks/profile_serving.py). The residual stream, layer norms (one fused op each, see
-`_layer_norm`), embeddings and pooler stay float32, as autocast keeps them. Outputs are float32 either
-way.
+With `weights=InferenceWeights(..., tf.bfloat16)` the matrix multiplications run in bfloat16 on bfloat16 copies of the
+dense layers' kernels and biases, with float32 accumulation in oneDNN, and attention (scores, mask, softmax, context)
+runs in bfloat16 too: PyTorch's autocast also rounds the scores to bfloat16, and a float32 softmax between them costs
+two casts over every score (see benchmarks/profile_serving.py). The residual stream, layer norms (one fused op each, see
+`_layer_norm`), embeddings and pooler stay float32, as autocast keeps them. Outputs are float32 either way.
 
-`inference_graph(model)` routes the inference calls of every `TFBertMainLayer` in `model` through
-`inference_outputs` while an export traces its signatures; training calls (dropout) and calls asking
-for attentions, hidden states, head masks or embeddings keep transformers' own path.
+`inference_graph(model)` routes the inference calls of every `TFBertMainLayer` in `model` through `inference_outputs`
+while an export traces its signatures; training calls (dropout) and calls asking for attentions, hidden states, head
+masks or embeddings keep transformers' own path.
 """
 
 import contextlib
@@ -38,6 +37,7 @@ from tfbert.models.attention import PARALLEL_CHUNKS, attend, chunk_bounds, needs
 from tfbert.models.inference_weights import InferenceWeights
 from tfbert.models.length_groups import LengthGroups
 from tfbert.models.row_buckets import length_bucket, row_bucket
+from tfbert.models.streams import STREAMS, in_streams
 
 # What attention adds to the scores of padding positions, as TFBertMainLayer's extended attention mask does.
 MASK_BIAS = -10000.0
@@ -60,12 +60,11 @@ def _layer_norm(x, layer, fused):
 
     fused: as tf_keras' fused path writes it (rows as the channels of a FusedBatchNormV3, then scale and
     offset), which Grappler's oneDNN remapper fuses into one `_MklLayerNorm`; else as plain ops (five
-    passes over the hidden states). The bfloat16 export fuses: on a 2-core Xeon with AMX it then served
-    1.55x to 2.70x the float32 export at batch 32, where it had served 1.53x to 1.89x
-    (benchmarks/README.md#on-a-cpu-with-amx). The float32 export does not: TensorFlow creates the fused
-    op's oneDNN primitive at every call, which cost batch 1 more than the fused kernel saved at batch 32
-    on CPUs without AMX, and a tf.cond between the two cost more at batch 1 than it saved
-    (benchmarks/profile_serving.py --export, on exports of each kind)."""
+    passes over the hidden states). The bfloat16 export fuses: on a 2-core Xeon with AMX it then served 1.55x to
+    2.70x the float32 export at batch 32, where it had served 1.53x to 1.89x (benchmarks/README.md#on-a-cpu-with-amx).
+    The float32 export does not: TensorFlow creates the fused op's oneDNN primitive at every call, which cost batch 1
+    more than the fused kernel saved at batch 32 on CPUs without AMX, and a tf.cond between the two cost more at
+    batch 1 than it saved (benchmarks/profile_serving.py --export, on exports of each kind)."""
     if fused:
         rows = tf.shape(x)[0]
         normalized, _, _ = tf.compat.v1.nn.fused_batch_norm(
@@ -83,9 +82,8 @@ class _Rows:
     Args:
         attention_mask: int [batch, seq].
         unpad: bool. Compute the real tokens only.
-        bucketed: bool. With unpad, compute `row_bucket(tokens)` rows: the real tokens, then copies of
-            grid position 0 that no output reads; and run each chunk of attention on a grid of
-            `length_bucket` positions.
+        bucketed: bool. With unpad, compute `row_bucket(tokens)` rows: the real tokens, then copies of grid position
+            0 that no output reads; and run each chunk of attention on a grid of `length_bucket` positions.
     """
 
     def __init__(self, attention_mask, unpad, bucketed=False):
@@ -144,9 +142,8 @@ class _Rows:
         return tf.tile(tf.range(self.seq), [self.batch])
 
     def grid(self, rows, slots=None):
-        """[rows, width] -> [batch * seq, width] (or the shape of `slots`), zeros at padding: a Gather
-        of the rows with a zero row appended, which took a third of ScatterNd's time in
-        benchmarks/profile_serving.py."""
+        """[rows, width] -> [batch * seq, width] (or the shape of `slots`), zeros at padding: a Gather of the rows
+        with a zero row appended, which took a third of ScatterNd's time in benchmarks/profile_serving.py."""
         if not self.unpad:
             return rows
         return tf.gather(self.with_zero_row(rows), self.slots if slots is None else slots)
@@ -159,14 +156,13 @@ class _Rows:
 def _attention(x, attention, mask_bias, rows, weights, heavy, plan):
     """One TFBertSelfAttention on rows x [tokens, hidden] -> context [tokens, heads * head_size], compute dtype.
 
-    Query, key and value are one MatMul on their kernels side by side. Attention runs on the [batch,
-    seq] grid in one piece, or, when `heavy` (its scores outgrow attention.CHUNK_BYTES, or its texts'
-    lengths differ enough that length groups pay, `LengthGroups.pays`), in chunks: a `tf.while_loop`
-    over the texts in length order, chunk by chunk of `plan` (`rows.chunk_plan`), each on its own
-    grid as long as its longest text. So the scores of a chunk stay in cache (`tfbert.models.attention`),
-    and short texts do not pay for the longest one's padding. The loop body only slices what `plan`
-    computed once a batch. One loop a layer: TensorFlow's executor visits every op of the branch not
-    taken, and four loops a layer (one a length group) made batch 1 slower than this one
+    Query, key and value are one MatMul on their kernels side by side. Attention runs on the [batch, seq] grid in one
+    piece, or, when `heavy` (its scores outgrow attention.CHUNK_BYTES, or its texts' lengths differ enough that length
+    groups pay, `LengthGroups.pays`), in chunks: a `tf.while_loop` over the texts in length order, chunk by chunk of
+    `plan` (`rows.chunk_plan`), each on its own grid as long as its longest text. So the scores of a chunk stay in cache
+    (`tfbert.models.attention`), and short texts do not pay for the longest one's padding. The loop body only slices
+    what `plan` computed once a batch. One loop a layer: TensorFlow's executor visits every op of the branch not taken,
+    and four loops a layer (one a length group) made batch 1 slower than this one
     (benchmarks/README.md#attention-in-chunks)."""
     heads, head_size, dtype = attention.num_attention_heads, attention.attention_head_size, weights.compute_dtype
     with tf.name_scope("query_key_value"):
@@ -196,7 +192,7 @@ def _attention(x, attention, mask_bias, rows, weights, heavy, plan):
 
 
 def inference_outputs(main_layer, input_ids, attention_mask, token_type_ids, unpad=True, weights=None,
-                      bucketed=None):
+                      bucketed=None, streams=STREAMS):
     """transformers' `TFBertMainLayer` in inference mode (no dropout), in fewer, fusible ops.
 
     Args:
@@ -208,6 +204,7 @@ def inference_outputs(main_layer, input_ids, attention_mask, token_type_ids, unp
             layer's own float32 variables.
         bucketed: bool. With unpad, compute a bucket size of rows (`row_bucket`). Defaults to True
             for bfloat16 weights, False for float32.
+        streams: int. Compute the batch as this many independent streams of texts (`tfbert.models.streams`).
 
     Returns:
         (last_hidden_state float32 [batch, seq, hidden], pooled_output [batch, hidden] or None when
@@ -216,6 +213,9 @@ def inference_outputs(main_layer, input_ids, attention_mask, token_type_ids, unp
     config = main_layer.config
     embeddings, layers = main_layer.embeddings, main_layer.encoder.layer
     weights = weights if weights is not None else InferenceWeights([main_layer], stored_qkv=False)
+    if streams > 1:
+        return in_streams(lambda *inputs: inference_outputs(main_layer, *inputs, unpad, weights, bucketed, streams=1),
+                          input_ids, attention_mask, token_type_ids, streams)
     dtype = tf.float32
     fused_norms = weights.compute_dtype != tf.float32  # see _layer_norm
     rows = _Rows(attention_mask, unpad, fused_norms if bucketed is None else bucketed)  # see row_bucket
