@@ -117,7 +117,7 @@ def test_attention_in_chunks_equals_transformers_layers(tiny_models, kind, unpad
 
 def test_streams_take_texts_in_turns_in_length_order():
     """Each stream gets every other text in length order; outputs come back in the batch's order, None stays None;
-    a stream of no texts computes nothing."""
+    a stream of no texts computes on empty tensors."""
     from tfbert.models.streams import in_streams
 
     lengths = np.array([5, 1, 9, 3, 7, 2])
@@ -323,7 +323,7 @@ def test_bfloat16_weights_compute_in_bfloat16_and_stay_close(tiny_models):
     model, tokens = tiny_models["backbone"], batch()
     weights = InferenceWeights([model.bert], tf.bfloat16)
     assert weights.has_copies and not weights.variables  # constants of the graph, no variables to save
-    # One stream: the ops sit in the function's own graph, not in the branches of a tf.cond.
+    # One stream: each dense layer's MatMul once, the float32 pooler's last.
     concrete = tf.function(lambda: inference_outputs(model.bert, **tokens, weights=weights, streams=1))
     concrete = concrete.get_concrete_function()
     matmuls = [op for op in concrete.graph.get_operations() if op.type in ("MatMul", "BatchMatMulV2")]
