@@ -2,7 +2,7 @@
 
 TensorFlow splits each op of a graph across its intra-op threads. Most of a BERT batch's ops are small
 (a chunk's attention products, softmax and transposes, layer norms, the gathers between them), and on
-2 cores each one's split and join cost about as much as the work it splits (benchmarks/README.md
+2 cores splitting them costs more than running them whole, two at once (benchmarks/README.md
 #streams-of-texts). `in_streams` computes a batch as `STREAMS` sub-batches whose ops do not depend on
 one another, so that TensorFlow's executor runs the streams side by side, each op on one core: with
 TF Serving's `--tensorflow_intra_op_parallelism=1 --tensorflow_inter_op_parallelism=2` (one intra-op
