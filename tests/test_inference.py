@@ -350,6 +350,22 @@ def test_bfloat16_weights_compute_in_bfloat16_and_stay_close(tiny_models):
     assert cosine.min() >= 0.99 and np.abs(ours - theirs).max() > 0  # close, and really computed in bfloat16
 
 
+def test_streams_concatenate_query_key_value_once(tiny_models):
+    """float32 weights without stored side-by-side copies (an export's reusable `__call__`): the two streams
+    multiply by one concatenation of each layer's query/key/value kernels, made once a call."""
+    from tfbert.models.inference import inference_outputs
+    from tfbert.models.inference_weights import InferenceWeights
+
+    model, tokens = tiny_models["backbone"], batch()
+    weights = InferenceWeights([model.bert], stored_qkv=False)
+    graph = tf.function(lambda: inference_outputs(model.bert, **tokens, weights=weights, streams=2))
+    graph = graph.get_concrete_function().graph
+    kernels = [op.inputs[1].op for op in graph.get_operations() if op.type == "MatMul"]
+    concatenated = [kernel for kernel in kernels if kernel.type == "ConcatV2"]
+    assert len(concatenated) == 2 * model.config.num_hidden_layers  # each layer's query/key/value, in each stream
+    assert len({kernel.name for kernel in concatenated}) == model.config.num_hidden_layers
+
+
 def test_export_refuses_unknown_precision(tmp_path, tiny_encoder):
     from tfbert.errors import TfbertError
     from tfbert.serving.export import export_saved_model

@@ -80,7 +80,7 @@ class InferenceWeights(tf.Module):
         self._lookup = types.SimpleNamespace(
             table=dict(zip((variable.ref() for variable in sources), copies)),
             qkv={id(attention): tuple(stacked[2 * index:2 * index + 2]) for index, attention in enumerate(attentions)},
-            constants={})  # graph: {id(array): its constant}, for as long as these weights live (an export)
+            made={})  # graph: {key: what `_once` made in it}, for as long as these weights live (an export)
 
     @property
     def has_copies(self):
@@ -91,30 +91,32 @@ class InferenceWeights(tf.Module):
     def get(self, variable):
         """The variable, or constant, to compute with in place of `variable`."""
         copy = self._lookup.table.get(variable.ref())
-        return variable if copy is None else self._constant(copy, _short_name(variable))
+        return variable if copy is None else self._once(id(copy), lambda: tf.constant(copy, name=_short_name(variable)))
 
     def qkv(self, attention):
         """(kernel [hidden, 3 * width], bias [3 * width]) of a TFBertSelfAttention's query, key and
         value side by side, in the compute dtype."""
         if self.constants:
-            return tuple(self._constant(copy, f"query_key_value_{name}")
-                         for copy, name in zip(self._lookup.qkv[id(attention)], ("kernel", "bias")))
+            kernel, bias = self._lookup.qkv[id(attention)]
+            return (self._once(id(kernel), lambda: tf.constant(kernel, name="query_key_value_kernel")),
+                    self._once(id(bias), lambda: tf.constant(bias, name="query_key_value_bias")))
         if self.stored_qkv:
             return self._lookup.qkv[id(attention)]
         denses = qkv_layers(attention)
-        return (tf.concat([self.get(dense.kernel) for dense in denses], axis=1),
-                tf.concat([self.get(dense.bias) for dense in denses], axis=0))
+        return self._once(("qkv", id(attention)), lambda: (
+            tf.concat([self.get(dense.kernel) for dense in denses], axis=1),
+            tf.concat([self.get(dense.bias) for dense in denses], axis=0)))
 
-    def _constant(self, value, name):
-        """One constant of `value` a graph, however often the graph computes with it (streams of texts,
-        `tfbert.models.streams`): the SavedModel stores each constant once."""
+    def _once(self, key, make):
+        """`make()` once a graph for `key`, however often the graph computes with it (streams of texts,
+        `tfbert.models.streams`): the SavedModel stores each constant once, and the query/key/value
+        kernels are concatenated once a call."""
         if tf.executing_eagerly():
-            return tf.constant(value, name=name)
-        graph = tf.compat.v1.get_default_graph()
-        constants = self._lookup.constants.setdefault(graph, {})
-        if id(value) not in constants:
-            constants[id(value)] = tf.constant(value, name=name)
-        return constants[id(value)]
+            return make()
+        made = self._lookup.made.setdefault(tf.compat.v1.get_default_graph(), {})
+        if key not in made:
+            made[key] = make()
+        return made[key]
 
 
 def _short_name(variable):
