@@ -1,8 +1,8 @@
 """Faster training kernels for transformers' BERT layers: the same math in fewer passes over memory.
 
 A fine-tuning step of the default checkpoint spends most of its time outside the matrix multiplications
-once these run in bfloat16 (benchmarks/training_step.py). Three of the element-wise costs are the
-feed-forward activation, dropout and attention's softmax; `use_training_ops(model)` replaces them in a
+once these run in bfloat16 (benchmarks/training_step.py). Four of the element-wise costs are the
+feed-forward activation, dropout, attention's softmax and layer normalisation; `use_training_ops(model)` replaces them in a
 transformers model's layers, in every precision:
 - `gelu`: exact GELU, `x * Phi(x)`, computed in float32 whatever the input dtype (TensorFlow's bfloat16
   `Erfc` kernel is slow), with a hand-written gradient `dy * (Phi(x) + x * phi(x))` compiled by XLA
@@ -15,6 +15,10 @@ transformers model's layers, in every precision:
   dtype, one multiplication each way. A unit is dropped with probability `round(rate * 65536) / 65536`,
   within 1/131072 of `rate`, and kept units are scaled by the inverse of the exact keep probability,
   so the expected output equals the input.
+- `layer_norm_call`: Keras' LayerNormalization over the last axis, in float32 as Keras computes it under
+  mixed precision (BERT's epsilon of 1e-12 keeps Keras off its fused kernel), with a gradient of one
+  XLA-compiled loop (the input's, the scale's and the offset's) where TensorFlow's autodifferentiates
+  the moments and the normalisation into a dozen passes over the [batch, length, hidden] tensor.
 - `self_attention_call`: an encoder's self-attention (`TFBertSelfAttention.call`) that scales the
   queries rather than the scores (a tensor of `head_size` values a token and head rather than of
   `length`), adds the mask once (transformers adds 1e-9 too, which softmax ignores), and while training
@@ -121,6 +125,49 @@ def softmax_dropout(logits, keep):
     return forward(logits)
 
 
+@tf.function(jit_compile=True)
+def _layer_norm_gradient(inputs, scale, upstream, epsilon):
+    x, upstream = tf.cast(inputs, tf.float32), tf.cast(upstream, tf.float32)
+    centred = x - tf.reduce_mean(x, axis=-1, keepdims=True)
+    inverse = tf.math.rsqrt(tf.reduce_mean(tf.square(centred), axis=-1, keepdims=True) + epsilon)
+    normalised = centred * inverse
+    outer = list(range(len(inputs.shape) - 1))
+    scaled = upstream * scale
+    gradient = inverse * (scaled - tf.reduce_mean(scaled, axis=-1, keepdims=True)
+                          - normalised * tf.reduce_mean(scaled * normalised, axis=-1, keepdims=True))
+    return tf.cast(gradient, inputs.dtype), tf.reduce_sum(upstream * normalised, outer), tf.reduce_sum(upstream, outer)
+
+
+def layer_norm(inputs, scale, offset, epsilon):
+    """Layer normalisation over the last axis, in float32 whatever the inputs' dtype, with an
+    XLA-compiled gradient. Returns the inputs' dtype.
+
+    Args:
+        inputs: float tensor.
+        scale, offset: float32 tensors of the last axis' size (gamma and beta).
+        epsilon: float. Added to the variance.
+    """
+
+    @tf.custom_gradient
+    def forward(inputs, scale, offset):
+        x = tf.cast(inputs, tf.float32)
+        centred = x - tf.reduce_mean(x, axis=-1, keepdims=True)
+        inverse = tf.math.rsqrt(tf.reduce_mean(tf.square(centred), axis=-1, keepdims=True) + epsilon)
+        outputs = tf.cast(centred * inverse * scale + offset, inputs.dtype)
+        return outputs, lambda upstream: _layer_norm_gradient(inputs, scale, upstream, epsilon)
+
+    return forward(inputs, scale, offset)
+
+
+def layer_norm_call(self, inputs):
+    """`tf_keras.layers.LayerNormalization.call` as `layer_norm`, for float32 weights over the last axis
+    with a scale and an offset; else Keras' own."""
+    inputs = tf.cast(inputs, self.compute_dtype)
+    if self.axis != [inputs.shape.rank - 1] or not (self.scale and self.center) or self.dtype != "float32":
+        return tf_keras.layers.LayerNormalization.call(self, inputs)
+    return layer_norm(inputs, tf.convert_to_tensor(self.gamma), tf.convert_to_tensor(self.beta), self.epsilon)
+
+
 def self_attention_call(self, hidden_states, attention_mask, head_mask, encoder_hidden_states,
                         encoder_attention_mask, past_key_value, output_attentions, training=False):
     """`TFBertSelfAttention.call` in fewer passes (see the module docstring), for an encoder's
@@ -147,7 +194,8 @@ def self_attention_call(self, hidden_states, attention_mask, head_mask, encoder_
 
 def use_training_ops(model):
     """Gives a transformers TensorFlow BERT model's layers `gelu` (when `hidden_act` is "gelu"),
-    `Dropout` and `self_attention_call`, before or after it is built; see the module docstring.
+    `Dropout`, `layer_norm_call` and `self_attention_call`, before or after it is built; see the module
+    docstring.
 
     Args:
         model: a transformers TensorFlow BERT model or TFBertMainLayer.
@@ -157,6 +205,8 @@ def use_training_ops(model):
             _use_activation(layer, model.config.hidden_act)
         if isinstance(layer, TFBertSelfAttention):
             layer.call = types.MethodType(self_attention_call, layer)
+        if type(layer) is tf_keras.layers.LayerNormalization:
+            layer.call = types.MethodType(layer_norm_call, layer)
         for name, value in list(vars(layer).items()):
             if type(value) is tf_keras.layers.Dropout:
                 setattr(layer, name, Dropout(value.rate, name=value.name, dtype=value.dtype_policy))
