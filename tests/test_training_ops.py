@@ -1,9 +1,5 @@
-"""tfbert's training kernels (tfbert.models.training_ops): GELU with an XLA-compiled gradient, dropout
-from 16-bit draws, layer normalisation with an XLA-compiled gradient, and self-attention with softmax
-and dropout together, against PyTorch's GELU, softmax and layer norm, the binomial law of dropout, and
-transformers' TFBertSelfAttention with Keras' LayerNormalization."""
-
-import types
+"""tfbert's training kernels (tfbert.models.training_ops): GELU with an XLA-compiled gradient, and
+dropout from 16-bit draws, against PyTorch's GELU and the binomial law of dropout."""
 
 import numpy as np
 import pytest
@@ -11,8 +7,7 @@ import tensorflow as tf
 import tf_keras
 
 from tfbert.errors import TfbertError
-from tfbert.models.training_ops import (Dropout, gelu, layer_norm, layer_norm_call, self_attention_call,
-                                        softmax_dropout, use_training_ops)
+from tfbert.models.training_ops import Dropout, gelu, use_training_ops
 
 
 def test_gelu_and_its_gradient_equal_pytorchs():
@@ -137,123 +132,3 @@ def test_models_use_the_training_ops_only_for_exact_gelu(tiny_checkpoint):
 
     assert xla_calls(tf.function(step).get_concrete_function().graph)
     assert not xla_calls(tf.function(lambda: classifier(texts)).get_concrete_function().graph)
-
-
-def test_softmax_dropout_and_its_gradient_equal_pytorchs():
-    """Forward and gradient (for a random upstream gradient) against torch.softmax times the mask, by
-    autograd in float64, with masked keys (-10000) as BERT's attention has; bfloat16 in, bfloat16 out."""
-    import torch
-
-    rng = np.random.default_rng(0)
-    logits = rng.normal(0, 4, [3, 2, 5, 7])
-    logits[0, :, :, -2:] -= 10000.0
-    keep = Dropout(0.3).mask(tf.ones(logits.shape)).numpy()
-    upstream = rng.normal(size=logits.shape)
-    reference = torch.tensor(logits, requires_grad=True)
-    expected = torch.softmax(reference, -1) * torch.tensor(keep, dtype=torch.float64)
-    (expected * torch.tensor(upstream)).sum().backward()
-
-    def run(dtype):
-        x = tf.cast(logits, dtype)
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            y = softmax_dropout(x, tf.cast(keep, dtype))
-        return y, tape.gradient(y, x, output_gradients=tf.cast(upstream, dtype))
-
-    y, gradient = run(tf.float32)
-    np.testing.assert_allclose(y.numpy(), expected.detach().numpy(), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(gradient.numpy(), reference.grad.numpy(), rtol=1e-4, atol=1e-5)
-    assert 0 < np.mean(keep == 0) < 1 and np.all(gradient.numpy()[0, :, :, -2:] == 0)
-
-    y_half, gradient_half = run(tf.bfloat16)
-    assert y_half.dtype == gradient_half.dtype == tf.bfloat16
-    np.testing.assert_allclose(tf.cast(y_half, tf.float32).numpy(), y.numpy(), atol=0.01)
-    np.testing.assert_allclose(tf.cast(gradient_half, tf.float32).numpy(), gradient.numpy(),
-                               atol=0.02 * float(np.abs(gradient.numpy()).max()))
-
-
-def test_layer_norm_and_its_gradient_equal_pytorchs():
-    """Forward and the input's, scale's and offset's gradients (for a random upstream gradient) against
-    torch.nn.functional.layer_norm by autograd in float64, with BERT's epsilon (1e-12) and rows far from
-    zero mean; a constant row comes out as the offset; bfloat16 in, bfloat16 out."""
-    import torch
-
-    rng = np.random.default_rng(1)
-    values = rng.normal(3.0, 2.0, [2, 5, 48])
-    gamma, beta, upstream = rng.normal(1, 0.3, 48), rng.normal(0, 0.3, 48), rng.normal(size=values.shape)
-    reference = [torch.tensor(array, requires_grad=True) for array in (values, gamma, beta)]
-    expected = torch.nn.functional.layer_norm(reference[0], (48,), reference[1], reference[2], eps=1e-12)
-    (expected * torch.tensor(upstream)).sum().backward()
-
-    def run(dtype):
-        x, scale, offset = tf.cast(values, dtype), tf.constant(gamma, tf.float32), tf.constant(beta, tf.float32)
-        with tf.GradientTape() as tape:
-            tape.watch([x, scale, offset])
-            y = layer_norm(x, scale, offset, 1e-12)
-        return (y, *tape.gradient(y, [x, scale, offset], output_gradients=tf.cast(upstream, dtype)))
-
-    y, *gradients = run(tf.float32)
-    np.testing.assert_allclose(y.numpy(), expected.detach().numpy(), atol=2e-5)
-    for gradient, tensor in zip(gradients, reference, strict=True):
-        np.testing.assert_allclose(gradient.numpy(), tensor.grad.numpy(), rtol=1e-4, atol=1e-4)
-    constant = tf.fill([1, 48], 0.75)  # no variance: epsilon alone keeps it finite
-    with tf.GradientTape() as tape:
-        tape.watch(constant)
-        y_constant = layer_norm(constant, tf.constant(gamma, tf.float32), tf.constant(beta, tf.float32), 1e-12)
-    np.testing.assert_array_equal(y_constant.numpy()[0], np.float32(beta))
-    assert np.all(np.isfinite(tape.gradient(y_constant, constant).numpy()))
-
-    y_half, gradient_half, *_ = run(tf.bfloat16)
-    assert y_half.dtype == gradient_half.dtype == tf.bfloat16
-    np.testing.assert_allclose(tf.cast(y_half, tf.float32).numpy(), y.numpy(), atol=0.05)
-
-
-def test_self_attention_and_layer_norm_equal_transformers_while_training_and_not(tiny_checkpoint):
-    """The encoder with tfbert's self-attention and layer norm against the same encoder with
-    transformers' (`TFBertSelfAttention.call`) and Keras' (`LayerNormalization.call`), the same weights
-    and the same dropout masks: hidden states, attentions and every weight's gradient while training,
-    with padding; hidden states in inference."""
-    import tfbert
-    from transformers.models.bert.modeling_tf_bert import TFBertSelfAttention
-
-    from tfbert.models.inference import main_layers
-
-    classifier = tfbert.build_classifier(str(tiny_checkpoint), labels=["a", "b"])
-    (main_layer,) = main_layers(classifier)
-    attentions = [layer.attention.self_attention for layer in main_layer.encoder.layer]
-    assert {attention.call.__func__ for attention in attentions} == {self_attention_call}
-    norms = [layer for layer in main_layer._flatten_layers() if isinstance(layer, tf_keras.layers.LayerNormalization)]
-    assert len(norms) == 1 + 2 * len(attentions)
-    assert {norm.call.__func__ for norm in norms} == {layer_norm_call}
-    ids = tf.constant([[101, 1996, 4248, 2829, 4419, 102], [101, 4419, 102, 0, 0, 0]])
-    inputs = dict(input_ids=ids, attention_mask=tf.cast(ids != 0, tf.int32), output_attentions=True)
-
-    def run():
-        tf_keras.utils.set_random_seed(3)
-        with tf.GradientTape() as tape:
-            outputs = main_layer(**inputs, training=True)
-            loss = tf.reduce_sum(outputs.last_hidden_state * tf.sin(tf.range(32, dtype=tf.float32)))
-        gradients = tape.gradient(loss, main_layer.trainable_variables)
-        return outputs, gradients, main_layer(**inputs, training=False).last_hidden_state
-
-    ours = run()
-    for attention in attentions:
-        attention.call = types.MethodType(TFBertSelfAttention.call, attention)
-    for norm in norms:
-        norm.call = types.MethodType(tf_keras.layers.LayerNormalization.call, norm)
-    theirs = run()
-    np.testing.assert_allclose(ours[0].last_hidden_state.numpy(), theirs[0].last_hidden_state.numpy(), atol=1e-5)
-    for mine, reference in zip(ours[0].attentions, theirs[0].attentions, strict=True):
-        np.testing.assert_allclose(mine.numpy(), reference.numpy(), atol=1e-6)
-        assert np.mean(reference.numpy()[:, 0] == 0) > 0.05  # dropout dropped some of them
-    assert np.all(ours[0].attentions[0].numpy()[1, :, :, 3:] == 0)  # the padding
-    named = [variable.name for variable in main_layer.trainable_variables]
-    assert [name for name, gradient in zip(named, ours[1]) if gradient is None] == [
-        name for name, gradient in zip(named, theirs[1]) if gradient is None] == [
-        name for name in named if "/pooler/" in name]
-    for name, mine, reference in zip(named, ours[1], theirs[1], strict=True):
-        if reference is None:
-            continue
-        mine, reference = (tf.convert_to_tensor(value).numpy() for value in (mine, reference))
-        np.testing.assert_allclose(mine, reference, atol=1e-5 * max(1.0, float(np.abs(reference).max())), err_msg=name)
-    np.testing.assert_allclose(ours[2].numpy(), theirs[2].numpy(), atol=1e-5)
