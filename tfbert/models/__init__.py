@@ -10,7 +10,7 @@
     inference_weights.py  InferenceWeights: the weights exports compute with (float32, bfloat16 copies)
     inference.py      inference_graph: BERT's inference in fewer, fusible ops, for exports
     embedding.py      embed: sentence embeddings of lists of texts
-    optimization.py   create_optimizer: AdamW, warm-up, linear decay
+    optimization.py   create_optimizer: AdamW (dense embedding-table updates), warm-up, linear decay
     precision.py      training_precision: bfloat16 mixed-precision training (float32 variables)
     classifier.py     BertClassifier, build_classifier, save_classifier, load_classifier
     token_classifier.py  BertTokenClassifier, build_token_classifier (transformers' TFBertForTokenClassification)
