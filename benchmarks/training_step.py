@@ -71,27 +71,31 @@ def build(setup, labels):
     return model
 
 
-def op_times(model, data, steps):
-    """{op type: ms per step}, summed over threads, from one epoch under TensorFlow's profiler."""
+def profiled_events(model, data):
+    """[(event name, milliseconds)] of one epoch of `model.fit(data)` under TensorFlow's profiler; a TF
+    op's event is named "scope/op_name:OpType"."""
     import tensorflow as tf
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
     with tempfile.TemporaryDirectory() as logdir:
         tf.profiler.experimental.start(logdir)
-        model.fit(data.take(steps), epochs=1, verbose=0)
+        model.fit(data, epochs=1, verbose=0)
         tf.profiler.experimental.stop()
         (path,) = glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True)
         space = xplane_pb2.XSpace()
         space.ParseFromString(pathlib.Path(path).read_bytes())
+    return [(plane.event_metadata[event.metadata_id].name, event.duration_ps / 1e9)
+            for plane in space.planes for line in plane.lines for event in line.events]
+
+
+def op_times(model, data, steps):
+    """{op type: ms per step}, summed over threads, from one epoch under TensorFlow's profiler."""
     times = collections.Counter()
-    for plane in space.planes:
-        for line in plane.lines:
-            for event in line.events:
-                name = plane.event_metadata[event.metadata_id].name  # "scope/op_name:OpType" for TF ops
-                if ":" in name and "/" in name:
-                    times[name.rsplit(":", 1)[1]] += event.duration_ps / 1e9 / steps
-                elif name == "CpuExecutable::ExecuteAsyncOnStream":  # an XLA-compiled function's run
-                    times["XLA executable"] += event.duration_ps / 1e9 / steps
+    for name, ms in profiled_events(model, data.take(steps)):
+        if ":" in name and "/" in name:
+            times[name.rsplit(":", 1)[1]] += ms / steps
+        elif name == "CpuExecutable::ExecuteAsyncOnStream":  # an XLA-compiled function's run
+            times["XLA executable"] += ms / steps
     return {op: round(ms, 1) for op, ms in times.most_common(25)}
 
 
