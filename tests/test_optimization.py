@@ -11,7 +11,7 @@ VOCAB, WIDTH, STEPS = 50, 8, 6
 
 def train(optimizer, batches):
     """A gathered table (sparse gradients, with repeated ids and rows some steps leave out), a decayed
-    kernel and undecayed LayerNorm and bias, `STEPS` updates -> {name: value} of variables and Adam's slots."""
+    kernel and undecayed LayerNorm and bias, one update a batch -> {name: value} of variables and Adam's slots."""
     rng = np.random.default_rng(0)
     shapes = {"word_embeddings": [VOCAB, WIDTH], "LayerNorm/gamma": [WIDTH], "dense/kernel": [WIDTH, 3],
               "dense/bias": [3]}
@@ -60,3 +60,24 @@ def test_config_matches_transformers_recipe():
     ours = create_optimizer(train_steps=100, learning_rate=3e-5, weight_decay=0.02).get_config()
     theirs = hf_create_optimizer(init_lr=3e-5, num_train_steps=100, num_warmup_steps=10, weight_decay_rate=0.02)[0]
     assert ours == theirs.get_config()
+
+
+def update_ops(optimizer):
+    """The op types of one traced update of a gathered table."""
+    table = tf.Variable(tf.ones([VOCAB, WIDTH]))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.int32)])
+    def step(ids):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(tf.gather(table, ids))
+        optimizer.apply_gradients([(tape.gradient(loss, table), table)])
+
+    return {op.type for op in step.get_concrete_function().graph.get_operations()}
+
+
+def test_embedding_tables_take_the_dense_path():
+    ours = update_ops(create_optimizer(train_steps=STEPS))
+    theirs = update_ops(hf_create_optimizer(init_lr=0.05, num_train_steps=STEPS, num_warmup_steps=3,
+                                            weight_decay_rate=0.1)[0])
+    assert "ResourceApplyAdam" in ours and "ResourceScatterAdd" not in ours
+    assert "ResourceScatterAdd" in theirs and "ResourceApplyAdam" not in theirs  # Keras' sparse path
