@@ -8,8 +8,9 @@ checkpoint's classifier (`tfbert.build_classifier`, as `tfbert finetune` builds 
 texts of similar length, `tfbert.jobs.batching`), in four set-ups: float32 and bfloat16, each compiled
 with tfbert's `create_optimizer` and with transformers' (`transformers.create_optimizer`, the same
 schedule and settings). After a first epoch of each (traces and compiles every batch shape), each
-round trains every set-up for one epoch of those batches, in turns; the speed-up of a set-up is the
-median over rounds of each round's ratio. Last, one epoch of each runs under TensorFlow's profiler,
+round trains every set-up for one epoch of those batches, in turns; a step's time is the epoch's
+(`fit`'s start and end included) over its steps, and the speed-up of a set-up is the median over
+rounds of each round's ratio. Last, one epoch of each runs under TensorFlow's profiler,
 for the time per step of the ops in the optimizer's name scope (the update, and the sums of gradients
 TensorFlow places there), by op type, summed over threads.
 
