@@ -62,6 +62,15 @@ def test_config_matches_transformers_recipe():
     assert ours == theirs.get_config()
 
 
+def test_without_train_steps_only_the_schedule_differs():
+    constant = create_optimizer(learning_rate=3e-5, weight_decay=0.02).get_config()
+    scheduled = hf_create_optimizer(init_lr=3e-5, num_train_steps=100, num_warmup_steps=10,
+                                    weight_decay_rate=0.02)[0].get_config()
+    assert constant.pop("learning_rate") == 3e-5
+    assert isinstance(scheduled.pop("learning_rate"), dict)  # transformers' WarmUp schedule
+    assert constant == scheduled
+
+
 def update_ops(optimizer):
     """The op types of one traced update of a gathered table."""
     table = tf.Variable(tf.ones([VOCAB, WIDTH]))

@@ -43,13 +43,14 @@ def create_optimizer(train_steps=None, learning_rate=FINETUNE_LEARNING_RATE, war
     as in the original BERT recipe, with tfbert's `AdamWeightDecay` (dense updates of embedding tables).
 
     Args:
-        train_steps: int. Total steps. None: constant learning rate, no warm-up.
+        train_steps: int. Total steps. None: constant learning rate, no warm-up (the same optimizer
+            otherwise: epsilon, weight decay and its exclusions).
         learning_rate: float. Peak learning rate. Defaults to 1e-4 (tfbert.defaults.FINETUNE_LEARNING_RATE).
         warmup_fraction: float. Share of the steps spent warming up. Defaults to 0.1.
         weight_decay: float. Decoupled weight decay rate. Defaults to 0.01.
     """
     if train_steps is None:
-        return AdamWeightDecay(learning_rate=learning_rate, weight_decay_rate=weight_decay, epsilon=1e-6,
+        return AdamWeightDecay(learning_rate=learning_rate, weight_decay_rate=weight_decay, epsilon=HF_EPSILON,
                                exclude_from_weight_decay=NOT_DECAYED)
     check_positive_int("train_steps", train_steps, "epochs x steps per epoch")
     _, schedule = hf_create_optimizer(init_lr=learning_rate, num_train_steps=train_steps,
