@@ -49,12 +49,11 @@ def create_optimizer(train_steps=None, learning_rate=FINETUNE_LEARNING_RATE, war
         warmup_fraction: float. Share of the steps spent warming up. Defaults to 0.1.
         weight_decay: float. Decoupled weight decay rate. Defaults to 0.01.
     """
-    if train_steps is None:
-        return AdamWeightDecay(learning_rate=learning_rate, weight_decay_rate=weight_decay, epsilon=HF_EPSILON,
-                               exclude_from_weight_decay=NOT_DECAYED)
-    check_positive_int("train_steps", train_steps, "epochs x steps per epoch")
-    _, schedule = hf_create_optimizer(init_lr=learning_rate, num_train_steps=train_steps,
+    rate = learning_rate
+    if train_steps is not None:
+        check_positive_int("train_steps", train_steps, "epochs x steps per epoch")
+        _, rate = hf_create_optimizer(init_lr=learning_rate, num_train_steps=train_steps,
                                       num_warmup_steps=int(round(warmup_fraction * train_steps)),
                                       weight_decay_rate=weight_decay)
-    return AdamWeightDecay(learning_rate=schedule, weight_decay_rate=weight_decay, epsilon=HF_EPSILON,
+    return AdamWeightDecay(learning_rate=rate, weight_decay_rate=weight_decay, epsilon=HF_EPSILON,
                            exclude_from_weight_decay=NOT_DECAYED)
